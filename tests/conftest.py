@@ -8,3 +8,41 @@ import os
 
 os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=8")
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
+
+import importlib.util
+import pathlib
+
+import pytest
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
+
+
+def load_config(name, preset):
+  """Loads ``configs/<name>.py`` and returns ``get_config(preset)``."""
+  path = REPO_ROOT / "configs" / f"{name}.py"
+  spec = importlib.util.spec_from_file_location(f"configs_{name}", path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module.get_config(preset)
+
+
+def tiny_simclr_config():
+  """SimCLR on the digits at the smallest size that still exercises every part."""
+  config = load_config("simclr", "digits")
+  config.model.depth = 10
+  config.model.width_multiplier = 0.125
+  config.simclr.proj_hidden_dim = 16
+  config.simclr.proj_dim = 8
+  config.train.batch_size = 16
+  config.train.num_steps = 4
+  config.train.log_every_steps = 1
+  config.train.checkpoint_every_steps = 2
+  config.train.progress_bar = False
+  config.optim.warmup_steps = 1
+  config.eval.knn_k = 20
+  return config
+
+
+@pytest.fixture
+def tiny_config():
+  return tiny_simclr_config()

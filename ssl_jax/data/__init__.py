@@ -1,0 +1,46 @@
+"""Dataset sources and the host input pipeline.
+
+Sources (:mod:`ssl_jax.data.sources`) are random-access sequences of
+``{"image": uint8 (H, W, C), "label": int}`` records with ``num_classes`` and
+``image_shape``; the pipeline (:mod:`ssl_jax.data.pipeline`) shuffles, shards
+per host and batches them with grain. :mod:`ssl_jax.data.npz_to_tfds` writes an
+npz folder as a TFDS array_record dataset without TensorFlow.
+"""
+from ssl_jax.data.pipeline import TrainIterator
+from ssl_jax.data.pipeline import TrainLoader
+from ssl_jax.data.pipeline import iterate_batches
+from ssl_jax.data.pipeline import make_train_loader
+from ssl_jax.data.sources import VALID_SOURCES
+from ssl_jax.data.sources import ArraySource
+from ssl_jax.data.sources import TfdsSource
+from ssl_jax.data.sources import as_arrays
+from ssl_jax.data.sources import get_source
+from ssl_jax.data.sources import load_digits
+from ssl_jax.data.sources import load_npz
+from ssl_jax.data.sources import load_tfds
+
+__all__ = [
+    "ArraySource",
+    "TfdsSource",
+    "TrainIterator",
+    "TrainLoader",
+    "VALID_SOURCES",
+    "as_arrays",
+    "get_source",
+    "iterate_batches",
+    "load_digits",
+    "load_npz",
+    "load_tfds",
+    "make_train_loader",
+    "write_tfds_from_npz",
+]
+
+
+def __getattr__(name):
+  # Imported lazily so `python -m ssl_jax.data.npz_to_tfds` does not find the
+  # module already imported by this package (runpy warns about that).
+  if name == "write_tfds_from_npz":
+    from ssl_jax.data.npz_to_tfds import write_tfds_from_npz  # pylint: disable=g-import-not-at-top
+
+    return write_tfds_from_npz
+  raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,35 @@
+"""Flax (linen) backbones and heads.
+
+* :class:`ResNet` / :func:`resnet` -- ResNet v1.5 backbones (He et al., 2016)
+  with ImageNet or CIFAR (SimCLR) stems, width multiplier, cross-replica
+  BatchNorm and a CPU-friendly convolution implementation.
+* :class:`MLPHead` -- SimCLR v1/v2-style projection heads (and BYOL
+  projectors/predictors).
+* :class:`ShiftedMatmulConv` -- ``nn.Conv``-compatible convolution computed as
+  per-tap matmuls (fast weight gradients on XLA:CPU).
+"""
+from ssl_jax.models.heads import MLPHead
+from ssl_jax.models.layers import (
+    ShiftedMatmulConv,
+    matmul_wgrad_conv,
+    shifted_matmul_conv,
+)
+from ssl_jax.models.resnet import (
+    RESNET_DEPTHS,
+    BasicBlock,
+    BottleneckBlock,
+    ResNet,
+    resnet,
+)
+
+__all__ = [
+    "RESNET_DEPTHS",
+    "BasicBlock",
+    "BottleneckBlock",
+    "MLPHead",
+    "ResNet",
+    "ShiftedMatmulConv",
+    "matmul_wgrad_conv",
+    "resnet",
+    "shifted_matmul_conv",
+]

@@ -1,0 +1,74 @@
+r"""Command line entry point.
+
+    python -m ssl_jax.main --config=configs/simclr.py:digits --workdir=runs/digits
+    python -m ssl_jax.main --config=configs/simclr.py:cifar10 \
+        --config.train.batch_size=512 --workdir=runs/cifar10
+    python -m ssl_jax.main --config=configs/simclr.py:cifar10 \
+        --workdir=runs/cifar10 --mode=eval
+
+``--mode=train`` (default) pretrains, resuming from the workdir's latest
+checkpoint, then evaluates; ``--mode=eval`` evaluates the latest checkpoint.
+A bad flag, an unknown config key or an inconsistent config ends the run
+with one line naming the problem (exit status 2), not a traceback.
+"""
+
+import sys
+
+from absl import app
+from absl import flags
+from absl import logging
+from ml_collections import config_flags
+
+_CONFIG = config_flags.DEFINE_config_file(
+    "config", None, "Method config file and preset, e.g. configs/simclr.py:digits.",
+    lock_config=True)
+_WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints, logs and results.")
+_MODE = flags.DEFINE_enum("mode", "train", ["train", "eval"], "train (then evaluate) or eval only.")
+
+
+def _fail(message):
+  print(f"ssl_jax: error: {message}", file=sys.stderr)
+  sys.exit(2)
+
+
+def parse_flags(argv):
+  """absl flag parsing, with config override errors reported in one line."""
+  try:
+    return flags.FLAGS(argv)
+  except flags.Error as e:
+    _fail(str(e))
+  except (AttributeError, KeyError, TypeError, ValueError) as e:
+    # ml_collections raises these for an override of an unknown key, with the
+    # key and a "Did you mean" hint in the message.
+    message = str(e).strip("'\"").replace("\\n", " ").replace("\\'", "'")
+    _fail(f"bad config override: {message}")
+
+
+def main(argv):
+  if len(argv) > 1:
+    _fail(f"unexpected arguments {argv[1:]}; pass options as --name=value.")
+  if _CONFIG.value is None:
+    _fail("--config is required, e.g. --config=configs/simclr.py:digits.")
+  if _WORKDIR.value is None:
+    _fail("--workdir is required, e.g. --workdir=runs/simclr_digits.")
+  config = _CONFIG.value
+  import jax  # pylint: disable=g-import-not-at-top
+  if config.distributed:
+    jax.distributed.initialize()
+  from ssl_jax.train import loop  # pylint: disable=g-import-not-at-top
+  logging.info("JAX devices: %s", jax.devices())
+  try:
+    if _MODE.value == "train":
+      loop.train_and_evaluate(config, _WORKDIR.value)
+    else:
+      loop.evaluate_checkpoint(config, _WORKDIR.value)
+  except (loop.ConfigError, FileNotFoundError) as e:
+    _fail(str(e))
+
+
+def run():
+  app.run(main, flags_parser=parse_flags)
+
+
+if __name__ == "__main__":
+  run()

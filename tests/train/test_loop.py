@@ -1,0 +1,78 @@
+"""The loop: resume equals no resume, results and logs are written."""
+
+import json
+import os
+
+import jax
+import numpy as np
+
+from ssl_jax.train import loop
+
+
+def _params(state):
+  return jax.tree.leaves(jax.device_get(state.params))
+
+
+def test_resume_equals_uninterrupted_and_writes_results(tiny_config, tmp_path):
+  straight_dir = str(tmp_path / "straight")
+  run = loop.Run(tiny_config, straight_dir)
+  straight, _ = loop.train(run)
+  results = loop.evaluate(run, straight, images_per_sec=1.0)
+  run.checkpointer.close()
+
+  resumed_dir = str(tmp_path / "resumed")
+  first = loop.Run(tiny_config, resumed_dir)
+  half, _ = loop.train(first, stop_after_step=2)
+  first.checkpointer.close()
+  assert int(jax.device_get(half.step)) == 2
+  second = loop.Run(tiny_config, resumed_dir)  # a fresh process would do this
+  assert second.checkpointer.latest_step == 2
+  resumed, _ = loop.train(second)
+  second.checkpointer.close()
+
+  assert int(jax.device_get(resumed.step)) == 4
+  for a, b in zip(_params(resumed), _params(straight)):
+    np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+
+  with open(os.path.join(straight_dir, "results.json")) as f:
+    written = json.load(f)
+  assert written == json.loads(json.dumps(results))
+  for key in ("method", "dataset", "steps", "knn_top1", "linear_top1",
+              "random_init", "images_per_sec"):
+    assert key in written
+  assert written["method"] == "simclr" and written["dataset"] == "digits"
+  assert written["steps"] == 4
+  for value in (written["knn_top1"], written["linear_top1"],
+                written["random_init"]["knn_top1"],
+                written["random_init"]["linear_top1"]):
+    assert 0.0 <= value <= 1.0
+  # Random init of a CNN on digits is far above chance already; both are real.
+  assert written["random_init"]["knn_top1"] > 0.3
+
+  with open(os.path.join(straight_dir, "metrics.jsonl")) as f:
+    steps = [json.loads(line)["step"] for line in f]
+  assert steps == [1, 2, 3, 4]
+  assert os.path.exists(os.path.join(straight_dir, "training_curves.png"))
+  assert os.listdir(os.path.join(straight_dir, "tensorboard"))
+
+
+def test_workdir_of_another_method_is_refused(tiny_config, tmp_path):
+  workdir = tmp_path / "run"
+  workdir.mkdir()
+  (workdir / "config.json").write_text(json.dumps({"method": "byol"}))
+  try:
+    loop.train_and_evaluate(tiny_config, str(workdir))
+  except loop.ConfigError as e:
+    assert "method" in str(e) and "another --workdir" in str(e)
+  else:
+    raise AssertionError("expected ConfigError")
+
+
+def test_batch_not_divisible_by_devices_is_a_config_error(tiny_config, tmp_path):
+  tiny_config.train.batch_size = 12  # 8 devices
+  try:
+    loop.Run(tiny_config, str(tmp_path))
+  except loop.ConfigError as e:
+    assert "config.train.batch_size=12" in str(e)
+  else:
+    raise AssertionError("expected ConfigError")
