@@ -51,6 +51,10 @@ def main(argv):
     _fail("--config is required, e.g. --config=configs/simclr.py:digits.")
   if _WORKDIR.value is None:
     _fail("--workdir is required, e.g. --workdir=runs/simclr_digits.")
+  if not flags.FLAGS["verbosity"].present:
+    # Library INFO logs (orbax writes several lines per checkpoint) would
+    # bury the progress bar; --verbosity=0 brings them back.
+    logging.set_verbosity(logging.WARNING)
   config = _CONFIG.value
   import jax  # pylint: disable=g-import-not-at-top
   if config.distributed:

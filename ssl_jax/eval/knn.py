@@ -35,6 +35,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from ssl_jax.eval import inputs
+
 __all__ = ["knn_predict", "knn_accuracy"]
 
 _NORM_EPS = 1e-12
@@ -83,32 +85,6 @@ def _knn_top_classes(bank: jax.Array, bank_labels: jax.Array,
   return classes
 
 
-def _as_features(x, name: str) -> np.ndarray | jax.Array:
-  if not hasattr(x, "shape") or not hasattr(x, "dtype"):
-    x = np.asarray(x)
-  if x.ndim != 2:
-    raise ValueError(f"{name} must have shape (num_examples, dim); got {x.shape}.")
-  if not (jnp.issubdtype(x.dtype, jnp.floating) or jnp.issubdtype(x.dtype, jnp.integer)):
-    raise ValueError(f"{name} must be numeric; got dtype {x.dtype}.")
-  finite = np.all(np.isfinite(x)) if isinstance(x, np.ndarray) else jnp.all(jnp.isfinite(x))
-  if not bool(finite):
-    raise ValueError(f"{name} contains NaN or infinite values.")
-  return x
-
-
-def _as_labels(y, n: int, num_classes: int, name: str) -> np.ndarray:
-  y = np.asarray(y)
-  if y.ndim != 1 or y.shape[0] != n:
-    raise ValueError(f"{name} must have shape ({n},) to match the features; "
-                     f"got {y.shape}.")
-  if not np.issubdtype(y.dtype, np.integer):
-    raise ValueError(f"{name} must be integer class ids; got dtype {y.dtype}.")
-  if n and (y.min() < 0 or y.max() >= num_classes):
-    raise ValueError(f"{name} must lie in [0, {num_classes}); got range "
-                     f"[{y.min()}, {y.max()}].")
-  return y.astype(np.int32)
-
-
 def _check_args(train_features, train_labels, query_features, num_classes, k,
                 temperature, batch_size):
   if not isinstance(num_classes, (int, np.integer)) or num_classes < 1:
@@ -119,15 +95,15 @@ def _check_args(train_features, train_labels, query_features, num_classes, k,
     raise ValueError(f"temperature must be > 0; got {temperature!r}.")
   if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
     raise ValueError(f"batch_size must be a positive int; got {batch_size!r}.")
-  train_features = _as_features(train_features, "train_features")
-  query_features = _as_features(query_features, "query_features")
+  train_features = inputs.check_features(train_features, "train_features")
+  query_features = inputs.check_features(query_features, "query_features")
   if train_features.shape[0] == 0:
     raise ValueError("train_features is empty: the kNN bank needs at least one example.")
   if train_features.shape[1] != query_features.shape[1]:
     raise ValueError(
         f"feature dims differ: train {train_features.shape[1]}, "
         f"query {query_features.shape[1]}.")
-  train_labels = _as_labels(train_labels, train_features.shape[0], int(num_classes),
+  train_labels = inputs.check_labels(train_labels, train_features.shape[0], int(num_classes),
                             "train_labels")
   return train_features, train_labels, query_features
 
@@ -208,7 +184,7 @@ def knn_accuracy(train_features, train_labels, test_features, test_labels,
   train_features, train_labels, test_features = _check_args(
       train_features, train_labels, test_features, num_classes, k, temperature,
       batch_size)
-  test_labels = _as_labels(test_labels, test_features.shape[0], int(num_classes),
+  test_labels = inputs.check_labels(test_labels, test_features.shape[0], int(num_classes),
                            "test_labels")
   if test_features.shape[0] == 0:
     raise ValueError("test_features is empty: accuracy is undefined.")

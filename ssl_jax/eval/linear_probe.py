@@ -50,6 +50,8 @@ import optax
 import optax.tree_utils as otu
 from jax import lax
 
+from ssl_jax.eval import inputs
+
 __all__ = ["linear_probe", "DEFAULT_L2_GRID"]
 
 #: Default L2 grid: log-spaced from 1e-6 to 1e-1 (for the mean-CE objective on
@@ -167,34 +169,6 @@ def _stratified_split(labels: np.ndarray, fraction: float,
   return np.flatnonzero(mask), holdout
 
 
-def _check_features(x, name: str) -> np.ndarray | jax.Array:
-  if not hasattr(x, "shape") or not hasattr(x, "dtype"):
-    x = np.asarray(x)
-  if x.ndim != 2:
-    raise ValueError(f"{name} must have shape (num_examples, dim); got {x.shape}.")
-  if x.shape[0] == 0:
-    raise ValueError(f"{name} is empty.")
-  if not (jnp.issubdtype(x.dtype, jnp.floating) or jnp.issubdtype(x.dtype, jnp.integer)):
-    raise ValueError(f"{name} must be numeric; got dtype {x.dtype}.")
-  finite = np.all(np.isfinite(x)) if isinstance(x, np.ndarray) else jnp.all(jnp.isfinite(x))
-  if not bool(finite):
-    raise ValueError(f"{name} contains NaN or infinite values.")
-  return x
-
-
-def _check_labels(y, n: int, num_classes: int, name: str) -> np.ndarray:
-  y = np.asarray(y)
-  if y.ndim != 1 or y.shape[0] != n:
-    raise ValueError(f"{name} must have shape ({n},) to match the features; "
-                     f"got {y.shape}.")
-  if not np.issubdtype(y.dtype, np.integer):
-    raise ValueError(f"{name} must be integer class ids; got dtype {y.dtype}.")
-  if y.min() < 0 or y.max() >= num_classes:
-    raise ValueError(f"{name} must lie in [0, {num_classes}); got range "
-                     f"[{y.min()}, {y.max()}].")
-  return y.astype(np.int32)
-
-
 def linear_probe(train_features, train_labels, test_features, test_labels,
                  num_classes: int, *, seed: int = 0,
                  l2_grid: Sequence[float] | None = None, max_steps: int = 500,
@@ -242,14 +216,18 @@ def linear_probe(train_features, train_labels, test_features, test_labels,
     raise ValueError("holdout_fraction=0 leaves no data to choose l2 from a grid "
                      f"of {len(grid)} values; pass a single-value l2_grid.")
   num_classes = int(num_classes)
-  train_features = _check_features(train_features, "train_features")
-  test_features = _check_features(test_features, "test_features")
+  train_features = inputs.check_features(train_features, "train_features")
+  test_features = inputs.check_features(test_features, "test_features")
+  for features, name in ((train_features, "train_features"),
+                         (test_features, "test_features")):
+    if features.shape[0] == 0:
+      raise ValueError(f"{name} is empty.")
   if train_features.shape[1] != test_features.shape[1]:
     raise ValueError(f"feature dims differ: train {train_features.shape[1]}, "
                      f"test {test_features.shape[1]}.")
-  train_labels = _check_labels(train_labels, train_features.shape[0], num_classes,
+  train_labels = inputs.check_labels(train_labels, train_features.shape[0], num_classes,
                                "train_labels")
-  test_labels = _check_labels(test_labels, test_features.shape[0], num_classes,
+  test_labels = inputs.check_labels(test_labels, test_features.shape[0], num_classes,
                               "test_labels")
 
   tol = jnp.asarray(tol, jnp.float32)

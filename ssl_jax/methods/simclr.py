@@ -70,7 +70,9 @@ class SimCLR:
     init_rng, state_rng = jax.random.split(rng)
     size = self.recipe.crop_size
     dummy = jnp.zeros((2, size, size, image_shape[-1]), jnp.float32)
-    variables = self.network.init(init_rng, dummy, train=False)
+    # One compiled program: op-by-op init compiles a PRNG kernel per shape.
+    variables = jax.jit(self.network.init, static_argnames="train")(
+        init_rng, dummy, train=False)
     return state_lib.create_train_state(state_rng, variables, tx)
 
   def views(self, keys, images):

@@ -85,7 +85,7 @@ def make_train_step(method, tx, mesh, axis_name=BATCH_AXIS):
     state = method.after_update(state, axis_name)
     metrics = dict(metrics, loss=loss)
     metrics = lax.pmean(metrics, axis_name)
-    metrics["grad_norm"] = optax.global_norm(grads)
+    metrics["grad_norm"] = optax.tree.norm(grads)
     return state, metrics
 
   sharded_step = jax.shard_map(
