@@ -5,9 +5,16 @@ The flag must be set before JAX initialises its backends, i.e. before the
 first test module imports jax.
 """
 import os
+import tempfile
 
 os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=8")
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
+# Tests that rebuild the same step (a resumed run, a second Run object) hit
+# JAX's persistent compilation cache instead of compiling again; a fresh
+# directory per session keeps runs independent.
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR",
+                      tempfile.mkdtemp(prefix="ssl_jax_test_jit_cache_"))
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.5")
 
 import importlib.util
 import pathlib

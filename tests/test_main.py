@@ -4,7 +4,7 @@ import os
 import subprocess
 import sys
 
-from conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT
 
 
 def _main(*args, timeout=120):

@@ -37,11 +37,39 @@ from ssl_jax.augment.geometry import rot90
 from ssl_jax.augment.geometry import sample_crop_box
 from ssl_jax.augment.recipes import batch_eval_views
 from ssl_jax.augment.recipes import batch_views
+from ssl_jax.augment.recipes import byol_pair
+from ssl_jax.augment.recipes import byol_view1
+from ssl_jax.augment.recipes import byol_view2
 from ssl_jax.augment.recipes import eval_view
+from ssl_jax.augment.recipes import get_recipe
+from ssl_jax.augment.recipes import mocov2
 from ssl_jax.augment.recipes import simclr_cifar
 from ssl_jax.augment.recipes import simclr_digits
 from ssl_jax.augment.recipes import simclr_imagenet
 from ssl_jax.augment.recipes import view
+from ssl_jax.augment.permutations import hamming_stats
+from ssl_jax.augment.permutations import load_or_create_permutations
+from ssl_jax.augment.permutations import max_hamming_permutations
+from ssl_jax.augment.pretext import all_rotations
+from ssl_jax.augment.pretext import apply_mask
+from ssl_jax.augment.pretext import batch_multi_crop
+from ssl_jax.augment.pretext import central_square_mask
+from ssl_jax.augment.pretext import degrade_for_super_resolution
+from ssl_jax.augment.pretext import downsample
+from ssl_jax.augment.pretext import jigsaw
+from ssl_jax.augment.pretext import jigsaw_tiles
+from ssl_jax.augment.pretext import lab_to_rgb
+from ssl_jax.augment.pretext import multi_crop
+from ssl_jax.augment.pretext import num_kept_patches
+from ssl_jax.augment.pretext import patchify
+from ssl_jax.augment.pretext import random_block_mask
+from ssl_jax.augment.pretext import random_colour_drop
+from ssl_jax.augment.pretext import random_patch_mask
+from ssl_jax.augment.pretext import relative_position_pair
+from ssl_jax.augment.pretext import rgb_to_lab
+from ssl_jax.augment.pretext import split_l_ab
+from ssl_jax.augment.pretext import unpatchify
+from ssl_jax.augment.pretext import upsample
 
 __all__ = [
     "adjust_brightness", "adjust_contrast", "adjust_hue", "adjust_saturation",
@@ -54,4 +82,14 @@ __all__ = [
     "resized_crop", "rgb_to_grayscale", "rgb_to_hsv", "rot90",
     "sample_crop_box", "simclr_cifar", "simclr_digits", "simclr_imagenet",
     "solarize", "view",
+    # Recipe presets.
+    "byol_pair", "byol_view1", "byol_view2", "get_recipe", "mocov2",
+    # Pretext transforms and jigsaw permutation sets.
+    "all_rotations", "apply_mask", "batch_multi_crop", "central_square_mask",
+    "degrade_for_super_resolution", "downsample", "hamming_stats", "jigsaw",
+    "jigsaw_tiles", "lab_to_rgb", "load_or_create_permutations",
+    "max_hamming_permutations", "multi_crop", "num_kept_patches", "patchify",
+    "random_block_mask", "random_colour_drop", "random_patch_mask",
+    "relative_position_pair", "rgb_to_lab", "split_l_ab", "unpatchify",
+    "upsample",
 ]

@@ -21,6 +21,11 @@ dtype                   output dtype, ``'float32'`` or ``'bfloat16'``
 eval_crop_fraction      central-crop fraction of the eval transform
 ======================  ====================================================
 
+Presets: :func:`simclr_imagenet`, :func:`simclr_cifar`, :func:`simclr_digits`,
+:func:`mocov2` and BYOL's asymmetric :func:`byol_pair` (also as
+:func:`byol_view1` / :func:`byol_view2`); :func:`get_recipe` looks them up by
+name. They are plain data: copy one and change a field to make a variant.
+
 Because the fields are read at trace time, close over the recipe when
 jitting: ``jax.jit(lambda k, x: batch_views(k, x, recipe))``.
 
@@ -29,6 +34,9 @@ random resized crop -> horizontal flip -> colour jitter (random order, with
 probability) -> random grayscale -> Gaussian blur -> solarize -> normalise.
 """
 from __future__ import annotations
+
+import numbers
+from typing import Callable, Dict, Optional, Tuple
 
 import jax
 import jax.numpy as jnp
@@ -110,6 +118,88 @@ def simclr_digits(crop_size: int = 8) -> ml_collections.ConfigDict:
   recipe.hue = 0.0
   recipe.grayscale_prob = 0.0
   return recipe
+
+
+def mocov2(crop_size: int = 224) -> ml_collections.ConfigDict:
+  """MoCo v2's views (Chen, Fan, Girshick, He 2020, "Improved Baselines with
+  Momentum Contrastive Learning", section 2 and its reference code).
+
+  RandomResizedCrop scale ``(0.2, 1)``; colour jitter ``(0.4, 0.4, 0.4, 0.1)``
+  with p=0.8; grayscale p=0.2; Gaussian blur p=0.5 with sigma ``U[0.1, 2]``;
+  horizontal flip p=0.5; no solarize; ImageNet mean/std; 0.875 central-crop
+  eval. MoCo's code blurs with PIL ``GaussianBlur(radius=sigma)``, which has
+  no kernel size; here the kernel is SimCLR's 10% of the side (23 taps at
+  224, i.e. +- 5.5 sigma at sigma 2), which truncates nothing visible.
+  """
+  recipe = _simclr(crop_size, 0.5, 0.5, IMAGENET_MEAN, IMAGENET_STD)
+  recipe.crop_scale = (0.2, 1.0)
+  recipe.eval_crop_fraction = 0.875
+  return recipe
+
+
+def _byol(crop_size: int, blur_prob: float,
+          solarize_prob: float) -> ml_collections.ConfigDict:
+  recipe = _simclr(crop_size, 1.0, blur_prob, IMAGENET_MEAN, IMAGENET_STD)
+  recipe.brightness = 0.4
+  recipe.contrast = 0.4
+  recipe.saturation = 0.2
+  recipe.hue = 0.1
+  recipe.solarize_prob = solarize_prob
+  recipe.eval_crop_fraction = 0.875
+  return recipe
+
+
+def byol_pair(crop_size: int = 224
+             ) -> Tuple[ml_collections.ConfigDict, ml_collections.ConfigDict]:
+  """BYOL's asymmetric pair of view recipes ``(view1, view2)``.
+
+  Grill et al. 2020, "Bootstrap Your Own Latent", appendix B, Table 6. Both
+  views: RandomResizedCrop scale ``(0.08, 1)``, flip p=0.5, colour jitter
+  (brightness 0.4, contrast 0.4, saturation 0.2, hue 0.1) with p=0.8,
+  grayscale p=0.2, blur sigma ``U[0.1, 2]`` with a 23x23 kernel at 224 px
+  (10% of the side, the convention here). They differ in blur probability (1.0 / 0.1) and solarization
+  probability (0.0 / 0.2). ImageNet mean/std; 0.875 central-crop eval.
+  """
+  return _byol(crop_size, 1.0, 0.0), _byol(crop_size, 0.1, 0.2)
+
+
+def byol_view1(crop_size: int = 224) -> ml_collections.ConfigDict:
+  """First of :func:`byol_pair`: always blurred, never solarized."""
+  return byol_pair(crop_size)[0]
+
+
+def byol_view2(crop_size: int = 224) -> ml_collections.ConfigDict:
+  """Second of :func:`byol_pair`: blur p=0.1, solarize p=0.2."""
+  return byol_pair(crop_size)[1]
+
+
+RECIPES: Dict[str, Callable[..., ml_collections.ConfigDict]] = {
+    "simclr_imagenet": simclr_imagenet,
+    "simclr_cifar": simclr_cifar,
+    "simclr_digits": simclr_digits,
+    "mocov2": mocov2,
+    "byol_view1": byol_view1,
+    "byol_view2": byol_view2,
+}
+
+
+def get_recipe(name: str,
+               crop_size: Optional[int] = None) -> ml_collections.ConfigDict:
+  """The recipe called ``name`` (a key of :data:`RECIPES`), a fresh copy.
+
+  ``crop_size=None`` keeps the recipe's own default (224 for the ImageNet
+  recipes, 32 for CIFAR-10, 8 for the digits).
+  """
+  if name not in RECIPES:
+    raise ValueError(f"get_recipe: unknown recipe {name!r}; known recipes: "
+                     f"{', '.join(sorted(RECIPES))}.")
+  if crop_size is None:
+    return RECIPES[name]()
+  if isinstance(crop_size, bool) or not isinstance(
+      crop_size, numbers.Integral) or crop_size < 1:
+    raise ValueError(f"get_recipe: crop_size must be a positive int, got "
+                     f"{crop_size!r}.")
+  return RECIPES[name](int(crop_size))
 
 
 # ---------------------------------------------------------------------------

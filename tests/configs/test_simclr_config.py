@@ -8,7 +8,7 @@ from ssl_jax import methods
 from ssl_jax.train import optim
 from ssl_jax.train import step as step_lib
 
-from conftest import load_config
+from tests.conftest import load_config
 
 
 @pytest.mark.parametrize("preset", ["digits", "cifar10", "imagenet"])

@@ -49,6 +49,11 @@ def test_resume_equals_uninterrupted_and_writes_results(tiny_config, tmp_path):
   # Random init of a CNN on digits is far above chance already; both are real.
   assert written["random_init"]["knn_top1"] > 0.3
 
+  # --mode=eval on the finished run's checkpoint reproduces its numbers.
+  reevaluated = loop.evaluate_checkpoint(tiny_config, straight_dir)
+  for key in ("steps", "knn_top1", "linear_top1", "images_per_sec"):
+    assert reevaluated[key] == results[key], key
+
   with open(os.path.join(straight_dir, "metrics.jsonl")) as f:
     steps = [json.loads(line)["step"] for line in f]
   assert steps == [1, 2, 3, 4]

@@ -8,7 +8,7 @@ from ssl_jax import methods
 from ssl_jax.train import optim
 from ssl_jax.train import step as step_lib
 
-from conftest import tiny_simclr_config
+from tests.conftest import tiny_simclr_config
 
 
 def _run_steps(config, devices, images, labels, num_steps):
