@@ -42,7 +42,6 @@ these losses like the contrastive ones:
 
 from __future__ import annotations
 
-from collections.abc import Hashable
 from typing import Any
 
 import jax
@@ -50,23 +49,9 @@ import jax.numpy as jnp
 from jax import lax
 
 from ssl_jax.eval.collapse import embedding_std
+from ssl_jax.losses.contrastive import AxisName, _compute_dtype, _l2_normalize
 
 __all__ = ["byol", "simsiam", "barlow_twins", "vicreg"]
-
-AxisName = Hashable | tuple[Hashable, ...]
-
-# Floor for the squared norm in L2 normalisation: an all-zero embedding (and
-# its gradient) stays finite instead of producing 0/0.
-_NORM_EPS_SQ = 1e-24
-
-
-def _compute_dtype(*xs: jax.Array) -> Any:
-  """float32, or float64 when an input already is (x64 mode)."""
-  for x in xs:
-    if not jnp.issubdtype(x.dtype, jnp.floating):
-      raise TypeError(
-          f"embeddings must be floating point, got dtype {x.dtype}")
-  return jnp.result_type(jnp.float32, *(x.dtype for x in xs))
 
 
 def _pair(name: str, a: Any, b: Any, min_batch: int = 1
@@ -82,11 +67,6 @@ def _pair(name: str, a: Any, b: Any, min_batch: int = 1
         f"shape {a.shape}")
   dtype = _compute_dtype(a, b)
   return a.astype(dtype), b.astype(dtype), dtype
-
-
-def _l2_normalize(x: jax.Array) -> jax.Array:
-  sq = jnp.sum(x * x, axis=-1, keepdims=True)
-  return x * lax.rsqrt(jnp.maximum(sq, _NORM_EPS_SQ))
 
 
 def _cosine(p: jax.Array, z: jax.Array) -> jax.Array:
