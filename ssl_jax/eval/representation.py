@@ -13,11 +13,13 @@ from ssl_jax.eval import knn
 from ssl_jax.eval import linear_probe as linear_probe_lib
 
 
-def extract_features(encode_fn, variables, images, mesh, batch_size=512):
-  """Features of uint8 ``images`` (N, H, W, C) as float32 numpy (N, D).
+def make_feature_extractor(encode_fn, mesh, batch_size=512):
+  """Compiles ``encode_fn(variables, images)`` once for feature extraction.
 
-  Batches are split over ``mesh``'s devices (XLA partitions the forward
-  pass); the last batch is padded and the padding dropped.
+  Returns ``extract(variables, images) -> float32 numpy (N, D)`` for uint8
+  ``images`` (N, H, W, C). Batches are split over ``mesh``'s devices (XLA
+  partitions the forward pass); the last batch is padded and the padding
+  dropped, so every call reuses the one compiled program.
   """
   num_devices = mesh.devices.size
   batch_size = -(-batch_size // num_devices) * num_devices
@@ -25,15 +27,19 @@ def extract_features(encode_fn, variables, images, mesh, batch_size=512):
   split = NamedSharding(mesh, P(mesh.axis_names[0]))
   encode = jax.jit(encode_fn, in_shardings=(replicated, split),
                    out_shardings=replicated)
-  variables = jax.device_put(variables, replicated)
-  features = []
-  for start in range(0, len(images), batch_size):
-    chunk = images[start:start + batch_size]
-    padded = np.zeros((batch_size,) + chunk.shape[1:], chunk.dtype)
-    padded[:len(chunk)] = chunk
-    out = encode(variables, padded)
-    features.append(np.asarray(out, np.float32)[:len(chunk)])
-  return np.concatenate(features)
+
+  def extract(variables, images):
+    variables = jax.device_put(variables, replicated)
+    features = []
+    for start in range(0, len(images), batch_size):
+      chunk = images[start:start + batch_size]
+      padded = np.zeros((batch_size,) + chunk.shape[1:], chunk.dtype)
+      padded[:len(chunk)] = chunk
+      out = encode(variables, padded)
+      features.append(np.asarray(out, np.float32)[:len(chunk)])
+    return np.concatenate(features)
+
+  return extract
 
 
 def evaluate_features(train_features, train_labels, test_features, test_labels,
@@ -54,14 +60,11 @@ def evaluate_features(train_features, train_labels, test_features, test_labels,
   }
 
 
-def evaluate_encoder(encode_fn, variables, train_arrays, test_arrays,
-                     num_classes, eval_config, mesh, seed=0):
-  """Extracts train/test features with ``encode_fn`` and evaluates them."""
+def evaluate_encoder(extract, variables, train_arrays, test_arrays,
+                     num_classes, eval_config, seed=0):
+  """Extracts train/test features with ``extract`` and evaluates them."""
   train_images, train_labels = train_arrays
   test_images, test_labels = test_arrays
-  train_features = extract_features(
-      encode_fn, variables, train_images, mesh, eval_config.batch_size)
-  test_features = extract_features(
-      encode_fn, variables, test_images, mesh, eval_config.batch_size)
-  return evaluate_features(train_features, train_labels, test_features,
-                           test_labels, num_classes, eval_config, seed)
+  return evaluate_features(extract(variables, train_images), train_labels,
+                           extract(variables, test_images), test_labels,
+                           num_classes, eval_config, seed)

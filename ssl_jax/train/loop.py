@@ -204,7 +204,9 @@ def evaluate(run, state, images_per_sec=None):
   Writes ``<workdir>/results.json`` and prints a table; returns the results.
   """
   config = run.config
-  local_mesh = step_lib.make_mesh(jax.local_devices())
+  extract = representation.make_feature_extractor(
+      run.method.encode, step_lib.make_mesh(jax.local_devices()),
+      config.eval.batch_size)
   train_arrays = data.as_arrays(run.train_source)
   test_arrays = data.as_arrays(run.test_source)
 
@@ -213,8 +215,8 @@ def evaluate(run, state, images_per_sec=None):
     variables = jax.tree.map(lambda x: np.asarray(x.addressable_data(0)),
                              variables)
     return representation.evaluate_encoder(
-        run.method.encode, variables, train_arrays, test_arrays,
-        run.num_classes, config.eval, local_mesh, seed=config.seed)
+        extract, variables, train_arrays, test_arrays, run.num_classes,
+        config.eval, seed=config.seed)
 
   trained = evaluate_state(state)
   random_init = evaluate_state(run.initial_state())
