@@ -39,7 +39,8 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-__all__ = ["embedding_std", "singular_spectrum", "effective_rank"]
+__all__ = ["embedding_std", "singular_spectrum", "effective_rank",
+           "collapse_metrics", "collapse_warning"]
 
 # Norm floor for L2 normalisation (same convention as torch.nn.functional.normalize):
 # an all-zero row stays all-zero instead of becoming NaN.
@@ -190,3 +191,50 @@ def effective_rank(z: jax.Array, *, normalize: bool = False,
   p = s / jnp.where(total > 0, total, 1.0)
   entropy = jnp.sum(jax.scipy.special.entr(p))
   return jnp.where(total > 0, jnp.exp(entropy), 0.0)
+
+
+# Thresholds of ``collapse_warning``: a normalised std under a tenth of the
+# healthy 1/sqrt(d), or variance spread over fewer than two directions.
+COMPLETE_COLLAPSE_STD_RATIO = 0.1
+DIMENSIONAL_COLLAPSE_RANK = 2.0
+
+
+def collapse_metrics(z: jax.Array, *,
+                     axis_name: Hashable | None = None) -> dict[str, jax.Array]:
+  """The collapse diagnostics every method logs, over the (global) batch.
+
+  Returns ``embedding_std`` (:func:`embedding_std`), ``embedding_std_ratio``
+  (that std times ``sqrt(d)``: about 1 when healthy, 0 under complete
+  collapse) and ``effective_rank`` (:func:`effective_rank`, in [1, d]; 0 for
+  constant embeddings). The rank costs an SVD of the ``(d, d)`` covariance.
+  """
+  z = lax.stop_gradient(_check_2d(z, "collapse_metrics"))
+  std = embedding_std(z, axis_name=axis_name)
+  return {
+      "embedding_std": std,
+      "embedding_std_ratio": std * jnp.sqrt(jnp.float32(z.shape[-1])),
+      "effective_rank": effective_rank(z, axis_name=axis_name),
+  }
+
+
+def collapse_warning(metrics) -> str | None:
+  """A sentence naming the collapse that ``metrics`` show, or None if healthy.
+
+  ``metrics`` holds host values of :func:`collapse_metrics` (a training
+  step's logged metrics).
+  """
+  ratio = float(metrics["embedding_std_ratio"])
+  rank = float(metrics["effective_rank"])
+  problems = []
+  if ratio < COMPLETE_COLLAPSE_STD_RATIO:
+    problems.append(
+        f"complete collapse: the std of the L2-normalised embeddings is "
+        f"{ratio:.3f} x 1/sqrt(d) (healthy is about 1, collapsed 0)")
+  if rank < DIMENSIONAL_COLLAPSE_RANK:
+    problems.append(
+        f"dimensional collapse: the effective rank of the embedding "
+        f"covariance is {rank:.2f} (collapsed is 1 or less)")
+  if not problems:
+    return None
+  return ("representation collapse: " + "; ".join(problems) +
+          ". Every input is being mapped to (nearly) the same embedding.")

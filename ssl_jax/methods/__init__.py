@@ -1,14 +1,34 @@
-"""One module per SSL method; ``get_method`` maps ``config.method`` to it."""
+"""One module per SSL method; ``get_method`` maps ``config.method`` to it.
 
-from ssl_jax.methods.simclr import SimCLR
+Method modules are imported on first use, so ``import ssl_jax.methods`` stays
+cheap and one method's import error does not break the others.
+"""
 
-METHODS = {SimCLR.name: SimCLR}
+import importlib
+
+# config.method -> "module:class" under ssl_jax.methods.
+METHODS = {
+    "simclr": "simclr:SimCLR",
+    "simclr_v2": "simclr_v2:SimCLRv2",
+    "moco": "moco:MoCo",
+    "byol": "byol:BYOL",
+    "simsiam": "simsiam:SimSiam",
+    "barlow_twins": "barlow_twins:BarlowTwins",
+    "vicreg": "vicreg:VICReg",
+}
 
 
-def get_method(config, num_classes):
-  """Builds the method named by ``config.method``."""
-  if config.method not in METHODS:
+def method_class(name):
+  """The class implementing method ``name``."""
+  if name not in METHODS:
     raise ValueError(
-        f"config.method={config.method!r} is not a known method; use one of "
+        f"config.method={name!r} is not a known method; use one of "
         f"{sorted(METHODS)}.")
-  return METHODS[config.method](config, num_classes)
+  module_name, class_name = METHODS[name].split(":")
+  module = importlib.import_module(f"ssl_jax.methods.{module_name}")
+  return getattr(module, class_name)
+
+
+def get_method(config, num_classes, total_steps):
+  """Builds the method named by ``config.method`` for a run of ``total_steps``."""
+  return method_class(config.method)(config, num_classes, total_steps)

@@ -1,6 +1,8 @@
-"""What every method shares: building its backbone from the config.
+"""What every method shares: its backbone from the config, the online network
+(encoder, heads, online probe), two augmented views, the step-0 state, the
+target-network update, and the metrics every method logs.
 
-A method is a small object with
+A method is an object with
 
     init_state(rng, image_shape, tx) -> TrainState
     loss_fn(params, state, keys, images, labels, axis_name)
@@ -8,12 +10,24 @@ A method is a small object with
     after_update(state, axis_name) -> state
     encode(variables, images_uint8) -> features     (evaluation, no grad)
 
-and ``ssl_jax.train.step.make_train_step`` runs it data-parallel.
+and ``ssl_jax.train.step.make_train_step`` runs it data-parallel. A method
+file subclasses ``Method``, builds its networks in ``__init__`` and writes
+its views, loss and state updates; everything below is the common part.
 """
 
+from typing import Optional
+
+import flax.linen as nn
+import jax
 import jax.numpy as jnp
 
+from ssl_jax import augment
 from ssl_jax import models
+from ssl_jax.eval import collapse
+from ssl_jax.train import momentum as momentum_lib
+from ssl_jax.train import probe as probe_lib
+from ssl_jax.train import state as state_lib
+from ssl_jax.train.step import BATCH_AXIS
 
 _DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
@@ -40,3 +54,142 @@ def build_backbone(model_config, bn_axis_name):
       bn_axis_name=bn_axis_name,
       dtype=compute_dtype(model_config.dtype),
   )
+
+
+def build_mlp(model_config, num_layers, hidden_dim, out_dim, bn_axis_name,
+              last_bn=False, last_bn_scale=False):
+  """An MLP head of ``num_layers`` Dense layers (Dense-BN-ReLU between).
+
+  ``last_bn`` adds BatchNorm on the output (no shift; a scale with
+  ``last_bn_scale``), see ``ssl_jax.models.MLPHead``.
+  """
+  if num_layers < 1:
+    raise ValueError(f"an MLP head needs at least 1 layer, got {num_layers}.")
+  return models.MLPHead(
+      hidden_dims=(hidden_dim,) * (num_layers - 1),
+      out_dim=out_dim,
+      last_bn=last_bn,
+      last_bn_scale=last_bn_scale,
+      bn_axis_name=bn_axis_name,
+      dtype=compute_dtype(model_config.dtype),
+  )
+
+
+class SiameseNetwork(nn.Module):
+  """Encoder f, projector g, optional predictor q, and the online probe.
+
+  ``__call__`` gives ``features`` h = f(x), ``projections`` z = g(h),
+  ``predictions`` q(z) (None without a predictor) and ``probe_logits`` of the
+  online probe on stop_gradient(h). ``project`` is g(f(x)) alone: the path
+  of a target / key network, which holds only ``encoder`` and ``projector``.
+  """
+
+  encoder: nn.Module
+  projector: nn.Module
+  predictor: Optional[nn.Module]
+  num_classes: int
+
+  @nn.compact
+  def __call__(self, images, train: bool):
+    features = self.encoder(images, train=train)
+    projections = self.projector(features, train=train)
+    predictions = (None if self.predictor is None
+                   else self.predictor(projections, train=train))
+    probe_logits = probe_lib.OnlineProbe(
+        self.num_classes, name="online_probe")(features)
+    return {"features": features, "projections": projections,
+            "predictions": predictions, "probe_logits": probe_logits}
+
+  def project(self, images, train: bool):
+    return self.projector(self.encoder(images, train=train), train=train)
+
+  def encode(self, images):
+    return self.encoder(images, train=False)
+
+
+class Method:
+  """The common part of a two-view method built on a ``SiameseNetwork``.
+
+  Subclasses set ``name``, build ``self.network`` in ``__init__`` (after
+  calling this one) and write ``loss_fn``. A method with a momentum network
+  sets ``target_modules`` (the submodules the EMA mirrors),
+  ``self.base_momentum`` and ``self.momentum_schedule``.
+  """
+
+  name = None
+  target_modules = ()
+
+  def __init__(self, config, num_classes, total_steps, axis_name=BATCH_AXIS):
+    self.config = config
+    self.num_classes = num_classes
+    self.total_steps = total_steps
+    self.axis_name = axis_name
+    second = config.get("augment_view2") or config.augment
+    self.view_recipes = (config.augment, second)
+    self.network = None
+
+  def init_state(self, rng, image_shape, tx):
+    init_rng, state_rng = jax.random.split(rng)
+    size = self.view_recipes[0].crop_size
+    dummy = jnp.zeros((2, size, size, image_shape[-1]), jnp.float32)
+    # One compiled program: op-by-op init compiles a PRNG kernel per shape.
+    variables = jax.jit(self.network.init, static_argnames="train")(
+        init_rng, dummy, train=False)
+    extra = self.init_extra_state(jax.random.fold_in(init_rng, 1), variables)
+    return state_lib.create_train_state(state_rng, variables, tx, **extra)
+
+  def init_extra_state(self, rng, variables):
+    """TrainState fields beyond the online networks (target, queue)."""
+    del rng
+    if not self.target_modules:
+      return {}
+    ema_params, ema_batch_stats = momentum_lib.init_target(
+        variables, self.target_modules)
+    return {"ema_params": ema_params, "ema_batch_stats": ema_batch_stats}
+
+  def views(self, keys, images):
+    """Two augmented views of every image, from per-example keys."""
+    pair_keys = jax.vmap(jax.random.split)(keys)
+    view1 = augment.batch_views(pair_keys[:, 0], images, self.view_recipes[0])
+    view2 = augment.batch_views(pair_keys[:, 1], images, self.view_recipes[1])
+    return view1, view2
+
+  def online_forward(self, params, batch_stats, images):
+    """The online network in training mode: ``(outputs, new batch_stats)``."""
+    outputs, new_vars = self.network.apply(
+        {"params": params, "batch_stats": batch_stats}, images, train=True,
+        mutable=["batch_stats"])
+    return outputs, new_vars["batch_stats"]
+
+  def target_forward(self, state, images):
+    """Target projections g_xi(f_xi(x)), no gradient: ``(z, new stats)``."""
+    return momentum_lib.target_forward(
+        self.network, state, images, method=SiameseNetwork.project, train=True)
+
+  def momentum(self, step):
+    """The EMA momentum of the update that follows optimizer step ``step``."""
+    return momentum_lib.momentum_at(step, self.base_momentum, self.total_steps,
+                                    self.momentum_schedule)
+
+  def after_update(self, state, axis_name):
+    """The EMA update of the target networks (identity without them)."""
+    del axis_name
+    if not self.target_modules:
+      return state
+    return momentum_lib.update_target(state, self.momentum(state.step - 1))
+
+  def common_metrics(self, probe_logits, labels, embeddings, axis_name):
+    """The online probe's loss and the metrics every method logs.
+
+    Returns ``(probe_loss, metrics)``: ``probe_loss`` and ``probe_acc``, and
+    the collapse diagnostics of ``embeddings`` over the global batch.
+    """
+    loss, metrics = probe_lib.probe_loss(probe_logits, labels)
+    metrics.update(collapse.collapse_metrics(
+        embeddings.astype(jnp.float32), axis_name=axis_name))
+    return loss, metrics
+
+  def encode(self, variables, images):
+    """Representations h of uint8 images under the test-time transform."""
+    inputs = augment.batch_eval_views(images, self.view_recipes[0])
+    return self.network.apply(variables, inputs, method=SiameseNetwork.encode)

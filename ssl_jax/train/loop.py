@@ -16,6 +16,7 @@ from absl import logging
 
 from ssl_jax import data
 from ssl_jax import methods
+from ssl_jax.eval import collapse
 from ssl_jax.eval import representation
 from ssl_jax.train import checkpoint as checkpoint_lib
 from ssl_jax.train import metrics as metrics_lib
@@ -100,8 +101,8 @@ class Run:
     self.test_source = data.get_source(config.data, config.data.test_split)
     validate_config(config, self.mesh.devices.size, len(self.train_source))
     self.num_classes = self.train_source.num_classes
-    self.method = methods.get_method(config, self.num_classes)
     self.total_steps = total_steps(config, len(self.train_source))
+    self.method = methods.get_method(config, self.num_classes, self.total_steps)
     self.tx, self.schedule = optim.make_optimizer(
         config.optim, self.total_steps, config.train.batch_size)
     self.checkpointer = checkpoint_lib.Checkpointer(
@@ -151,6 +152,7 @@ def train(run, stop_after_step=None):
     from tqdm import tqdm  # pylint: disable=g-import-not-at-top
     progress = tqdm(total=run.total_steps, initial=start_step, unit="step",
                     desc=f"{config.method} pretraining", dynamic_ncols=True)
+  collapse_reported = False
   timed_from = None
   timed_steps = 0
   images_per_sec = None
@@ -181,6 +183,10 @@ def train(run, stop_after_step=None):
             "config.optim.base_lr or check the data. The last good checkpoint "
             "is kept.")
       logger.write(done, scalars)
+      collapse_message = collapse.collapse_warning(metrics)
+      if collapse_message and not collapse_reported:
+        logging.warning("step %d: %s", done, collapse_message)
+        collapse_reported = True
       if progress is not None:
         progress.set_postfix(loss=f"{metrics['loss']:.3f}",
                              img_s=f"{images_per_sec or 0:.0f}")
@@ -232,6 +238,7 @@ def evaluate(run, state, images_per_sec=None):
       **trained,
       "random_init": random_init,
       "online_probe_top1": online[-1].get("probe_acc") if online else None,
+      "collapse": collapse.collapse_warning(online[-1]) if online else None,
       "images_per_sec": images_per_sec,
       "protocol": {
           "knn": f"cosine, k={config.eval.knn_k}, temperature "
@@ -261,6 +268,8 @@ def format_results(results):
   lines = [f"{results['dataset']} test split"]
   for row in rows:
     lines.append("  ".join(c.ljust(w) for c, w in zip(row, widths)))
+  if results.get("collapse"):
+    lines.append(f"at the end of pretraining: {results['collapse']}")
   if results.get("images_per_sec"):
     lines.append(f"pretraining throughput: {results['images_per_sec']:.1f} images/s")
   return "\n".join(lines)

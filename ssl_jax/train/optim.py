@@ -170,7 +170,9 @@ def make_optimizer(
       ``name`` (one of ``OPTIMIZERS``), ``base_lr``, ``lr_scaling`` (one of
       ``LR_SCALINGS``), ``warmup_steps``, ``weight_decay``, and for lars/sgd
       ``momentum`` (default 0.9), for lars ``trust_coefficient`` (LARS eta,
-      default 0.001). A ``warmup_epochs`` field must be converted to
+      default 0.001), and optionally ``fixed_lr_modules``: names of
+      top-level param modules (e.g. SimSiam's ``('predictor',)``) that keep
+      the peak rate with no warmup or decay. A ``warmup_epochs`` field must be converted to
       ``warmup_steps`` by the caller (it knows the steps per epoch).
     total_steps: total number of optimizer steps of the run.
     global_batch_size: batch size over all replicas, for lr scaling.
@@ -201,9 +203,32 @@ def make_optimizer(
   peak_lr = scaled_learning_rate(base_lr, global_batch_size, scaling)
   schedule = warmup_cosine_schedule(peak_lr, total_steps, warmup_steps)
 
+  tx = _base_optimizer(name, optim_config, schedule, weight_decay)
+  fixed_modules = tuple(_get(optim_config, "fixed_lr_modules", ()))
+  if fixed_modules:
+    # SimSiam (Sec. 4.2, "predictor with a fixed lr"): these modules keep the
+    # peak rate; warmup and decay apply to the rest.
+    fixed_tx = _base_optimizer(name, optim_config, peak_lr, weight_decay)
+
+    def labels(params):
+      unknown = [m for m in fixed_modules if m not in params]
+      if unknown:
+        raise ValueError(
+            f"config.optim.fixed_lr_modules names {unknown}, which are not "
+            f"top-level modules of the params ({sorted(params)}).")
+      return {k: jax.tree.map(lambda _, k=k: "fixed" if k in fixed_modules
+                              else "scheduled", v)
+              for k, v in params.items()}
+
+    tx = optax.multi_transform({"scheduled": tx, "fixed": fixed_tx}, labels)
+  return tx, schedule
+
+
+def _base_optimizer(name, optim_config, learning_rate, weight_decay):
+  """The optimizer ``name`` with ``learning_rate`` (a float or a schedule)."""
   if name == "lars":
-    tx = optax.lars(
-        learning_rate=schedule,
+    return optax.lars(
+        learning_rate=learning_rate,
         weight_decay=weight_decay,
         weight_decay_mask=exclude_bias_and_norm,
         trust_coefficient=float(
@@ -211,18 +236,16 @@ def make_optimizer(
         trust_ratio_mask=exclude_bias_and_norm,
         momentum=float(_get(optim_config, "momentum", 0.9)),
     )
-  elif name == "sgd":
-    tx = optax.chain(
+  if name == "sgd":
+    return optax.chain(
         optax.add_decayed_weights(weight_decay, mask=exclude_bias_and_norm),
-        optax.sgd(learning_rate=schedule,
+        optax.sgd(learning_rate=learning_rate,
                   momentum=float(_get(optim_config, "momentum", 0.9))),
     )
-  else:  # adamw
-    tx = optax.adamw(
-        learning_rate=schedule,
-        b1=float(_get(optim_config, "b1", 0.9)),
-        b2=float(_get(optim_config, "b2", 0.999)),
-        weight_decay=weight_decay,
-        mask=exclude_bias_and_norm,
-    )
-  return tx, schedule
+  return optax.adamw(
+      learning_rate=learning_rate,
+      b1=float(_get(optim_config, "b1", 0.9)),
+      b2=float(_get(optim_config, "b2", 0.999)),
+      weight_decay=weight_decay,
+      mask=exclude_bias_and_norm,
+  )

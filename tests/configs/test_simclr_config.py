@@ -27,7 +27,7 @@ def test_unknown_preset_is_refused():
 def test_imagenet_resnet50_step_compiles_on_a_tiny_fake_batch():
   config = load_config("simclr", "imagenet")
   mesh = step_lib.make_mesh()
-  method = methods.get_method(config, num_classes=1000)
+  method = methods.get_method(config, num_classes=1000, total_steps=10)
   total_steps = int(config.train.num_epochs) * (1281167 // config.train.batch_size)
   tx, _ = optim.make_optimizer(config.optim, total_steps, config.train.batch_size)
   state = jax.eval_shape(

@@ -1,6 +1,7 @@
 """Tests for ssl_jax.eval.collapse against analytic values and numpy."""
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 from jax.sharding import NamedSharding, PartitionSpec as P
@@ -109,3 +110,28 @@ def test_rejects_non_matrix_input():
     collapse.embedding_std(np.ones(8, np.float32))
   with pytest.raises(ValueError, match="batch, dim"):
     collapse.effective_rank(np.ones((2, 3, 4), np.float32))
+
+
+def test_collapse_metrics_and_warning_on_healthy_and_collapsed_clouds():
+  d = 32
+  healthy = jax.random.normal(jax.random.PRNGKey(0), (512, d))
+  metrics = collapse.collapse_metrics(healthy)
+  np.testing.assert_allclose(metrics["embedding_std_ratio"], 1.0, atol=0.1)
+  assert metrics["effective_rank"] > 0.8 * d
+  assert collapse.collapse_warning(jax.device_get(metrics)) is None
+
+  # Every embedding a positive multiple of one direction: complete collapse.
+  scales = jax.random.uniform(jax.random.PRNGKey(1), (512, 1), minval=0.5)
+  collapsed = scales * jnp.ones((1, d))
+  message = collapse.collapse_warning(
+      jax.device_get(collapse.collapse_metrics(collapsed)))
+  assert message.startswith("representation collapse")
+  assert "complete collapse" in message and "dimensional collapse" in message
+
+  # A rank-1 cloud along a random direction: dimensional collapse only.
+  direction = jax.random.normal(jax.random.PRNGKey(2), (1, d))
+  line = jax.random.normal(jax.random.PRNGKey(3), (512, 1)) * direction
+  message = collapse.collapse_warning(
+      jax.device_get(collapse.collapse_metrics(line)))
+  assert "dimensional collapse" in message
+  assert "complete collapse" not in message

@@ -263,3 +263,28 @@ def test_make_optimizer_errors():
     make_optimizer(cfg, 10, 256)
   with pytest.raises(ValueError, match="warmup_steps"):
     make_optimizer(_config(warmup_steps=20), 10, 256)
+
+
+def test_fixed_lr_modules_keep_the_peak_rate():
+  """SimSiam's predictor: plain SGD steps at the peak lr while the rest decays."""
+  params = {"encoder": {"kernel": jnp.ones((2, 2))},
+            "predictor": {"kernel": jnp.ones((2, 2))}}
+  grads = jax.tree.map(jnp.ones_like, params)
+  tx, schedule = make_optimizer(
+      _config(name="sgd", weight_decay=0.0, momentum=0.0, lr_scaling="none",
+              base_lr=0.5, warmup_steps=2, fixed_lr_modules=("predictor",)),
+      total_steps=10, global_batch_size=64)
+  opt_state = tx.init(params)
+  for step in range(4):
+    updates, opt_state = tx.update(grads, opt_state, params)
+    np.testing.assert_allclose(updates["predictor"]["kernel"], -0.5)
+    np.testing.assert_allclose(updates["encoder"]["kernel"], -schedule(step),
+                               rtol=1e-6)
+  assert schedule(0) == 0.0  # warmup: the encoder did not move at step 0
+
+
+def test_fixed_lr_modules_must_exist():
+  tx, _ = make_optimizer(_config(fixed_lr_modules=("predictor",)),
+                         total_steps=10, global_batch_size=64)
+  with pytest.raises(ValueError, match="not top-level modules"):
+    tx.init({"encoder": {"kernel": jnp.ones((2, 2))}})

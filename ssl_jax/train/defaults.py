@@ -1,0 +1,112 @@
+"""The config fields every method shares, and the dataset presets.
+
+A method's config file (``configs/<method>.py``) starts from
+``base_config(method)``, applies one dataset preset (``use_digits``,
+``use_cifar10``, ``use_imagenet``: data source, backbone size, view recipe,
+batch size) and then sets its own section and the hyperparameters of its
+paper. Any field can be overridden on the command line
+(``--config.train.batch_size=1024``).
+"""
+
+import ml_collections
+
+from ssl_jax.augment import recipes
+
+IMAGENET_TRAIN_EXAMPLES = 1281167
+CIFAR10_TRAIN_EXAMPLES = 50000
+
+
+def base_config(method):
+  """Every section but the method's own, with SimCLR-like defaults."""
+  config = ml_collections.ConfigDict()
+  config.method = method
+  config.seed = 0
+  config.distributed = False  # call jax.distributed.initialize() (multi-host)
+
+  config.data = ml_collections.ConfigDict()
+  config.data.source = "digits"  # digits | npz | tfds
+  config.data.name = ""  # tfds dataset name
+  config.data.data_dir = ""  # npz folder, or tfds data_dir
+  config.data.train_split = "train"
+  config.data.test_split = "test"
+  config.data.worker_count = 0  # grain worker processes for decoding
+
+  config.model = ml_collections.ConfigDict()
+  config.model.name = "resnet"
+  config.model.depth = 18
+  config.model.width_multiplier = 1.0
+  config.model.stem = "cifar"  # cifar | imagenet
+  config.model.conv_impl = "xla"  # xla | shifted_matmul | matmul_wgrad (faster on CPU)
+  config.model.dtype = "float32"  # float32 | bfloat16
+
+  config.augment = recipes.simclr_cifar(crop_size=32)
+  # The second view's recipe, for methods with asymmetric views (BYOL);
+  # None: both views use config.augment.
+  config.augment_view2 = None
+
+  config.optim = ml_collections.ConfigDict()
+  config.optim.name = "lars"  # lars | sgd | adamw
+  config.optim.base_lr = 1.0
+  config.optim.lr_scaling = "linear"  # linear: base x B/256 | sqrt | none
+  config.optim.warmup_steps = 0
+  config.optim.weight_decay = 1e-6
+  config.optim.momentum = 0.9
+  config.optim.trust_coefficient = 0.001
+  config.optim.fixed_lr_modules = ()  # modules that keep the peak lr
+
+  config.train = ml_collections.ConfigDict()
+  config.train.batch_size = 512  # global, over all devices and hosts
+  config.train.num_epochs = 100.0
+  config.train.num_steps = -1  # > 0 overrides num_epochs
+  config.train.log_every_steps = 10
+  config.train.checkpoint_every_steps = 500
+  config.train.keep_checkpoints = 3
+  config.train.progress_bar = True
+
+  config.eval = ml_collections.ConfigDict()
+  config.eval.knn_k = 200
+  config.eval.knn_temperature = 0.1
+  config.eval.batch_size = 512
+  return config
+
+
+def warmup_epochs(config, epochs, num_train_examples):
+  """Sets ``optim.warmup_steps`` to ``epochs`` epochs at the current batch size."""
+  config.optim.warmup_steps = int(
+      epochs * (num_train_examples // config.train.batch_size))
+
+
+def use_digits(config):
+  """The scikit-learn digits (no download): ResNet-10 at width 1/4, 8x8 views."""
+  config.data.source = "digits"
+  config.model.depth = 10
+  config.model.width_multiplier = 0.25
+  config.augment = recipes.simclr_digits(crop_size=8)
+  config.train.batch_size = 256
+  config.train.num_epochs = 20.0
+  config.optim.warmup_steps = 10
+  config.train.checkpoint_every_steps = 50
+
+
+def use_cifar10(config):
+  """CIFAR-10 from ../shared/datasets/cifar10: ResNet-18 with the CIFAR stem."""
+  config.data.source = "npz"
+  config.data.data_dir = "../shared/datasets/cifar10"
+  config.model.depth = 18
+  config.model.stem = "cifar"
+  config.augment = recipes.simclr_cifar(crop_size=32)
+  config.train.batch_size = 512
+
+
+def use_imagenet(config):
+  """ImageNet through tfds (imagenet2012): ResNet-50, bfloat16, 224x224 views."""
+  config.data.source = "tfds"
+  config.data.name = "imagenet2012"
+  config.data.test_split = "validation"
+  config.data.worker_count = 16
+  config.model.depth = 50
+  config.model.stem = "imagenet"
+  config.model.dtype = "bfloat16"
+  config.augment = recipes.simclr_imagenet(crop_size=224)
+  config.train.batch_size = 4096
+  config.train.checkpoint_every_steps = 1000

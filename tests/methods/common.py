@@ -1,0 +1,73 @@
+"""Checks every method's tests share: 8 devices vs 1, and a step that trains."""
+
+import jax
+import numpy as np
+
+from ssl_jax import data
+from ssl_jax import methods
+from ssl_jax.train import optim
+from ssl_jax.train import step as step_lib
+
+STATE_FIELDS = ("params", "batch_stats", "opt_state", "ema_params",
+                "ema_batch_stats", "queue", "queue_ptr", "step")
+
+
+def digits_batch(batch_size=16):
+  images, labels = data.as_arrays(data.load_digits("train"))
+  return images[:batch_size], labels[:batch_size]
+
+
+def run_steps(config, devices, images, labels, num_steps, total_steps=10):
+  """``num_steps`` steps on ``devices``; returns (init, final state, metrics).
+
+  The schedule spans ``total_steps`` with at most 1 warmup step.
+  """
+  mesh = step_lib.make_mesh(devices)
+  method = methods.get_method(config, num_classes=10, total_steps=total_steps)
+  optim_config = config.optim.copy_and_resolve_references()
+  optim_config.warmup_steps = min(optim_config.warmup_steps, 1)
+  tx, _ = optim.make_optimizer(optim_config, total_steps, images.shape[0])
+  # A host copy: the step donates its input, which may share init's buffers.
+  init = jax.device_get(
+      method.init_state(jax.random.PRNGKey(0), images.shape[1:], tx))
+  state = step_lib.replicate(init, mesh)
+  train_step = step_lib.make_train_step(method, tx, mesh)
+  history = []
+  for _ in range(num_steps):
+    batch = step_lib.shard_batch((images, labels), mesh)
+    state, metrics = train_step(state, *batch)
+    history.append(jax.device_get(metrics))
+  return init, jax.device_get(state), history
+
+
+def max_relative_difference(a, b):
+  diffs = jax.tree.map(
+      lambda x, y: np.max(np.abs(np.asarray(x, np.float64) - y))
+      / (np.max(np.abs(y)) + 1e-12), a, b)
+  return max(jax.tree.leaves(diffs), default=0.0)
+
+
+def assert_eight_devices_match_one(config, num_steps=2, rtol=1e-4):
+  """The same global batch on 8 devices and on 1 gives the same numbers.
+
+  Compares the loss and metrics of every step and every field of the final
+  TrainState (params, BN statistics, optimizer state, EMA networks, queue).
+  Returns ``(init, one_device_state, history)`` for further checks.
+  """
+  assert jax.device_count() == 8, "tests/conftest.py sets 8 CPU devices"
+  images, labels = digits_batch(config.train.batch_size)
+  init, one, history_one = run_steps(
+      config, jax.devices()[:1], images, labels, num_steps)
+  _, eight, history_eight = run_steps(
+      config, jax.devices(), images, labels, num_steps)
+  for m1, m8 in zip(history_one, history_eight):
+    np.testing.assert_allclose(m8["loss"], m1["loss"], rtol=rtol)
+  for field in STATE_FIELDS:
+    a, b = getattr(eight, field), getattr(one, field)
+    assert jax.tree.structure(a) == jax.tree.structure(b), field
+    difference = max_relative_difference(a, b)
+    assert difference < rtol, f"{field} differs by {difference:.2e}"
+  # The step really trained: the counter advanced and the params moved.
+  assert int(one.step) == num_steps
+  assert max_relative_difference(one.params, init.params) > 1e-3
+  return init, one, history_one
