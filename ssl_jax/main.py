@@ -4,10 +4,14 @@ r"""Command line entry point.
     python -m ssl_jax.main --config=configs/simclr.py:cifar10 \
         --config.train.batch_size=512 --workdir=runs/cifar10
     python -m ssl_jax.main --config=configs/simclr.py:cifar10 \
-        --workdir=runs/cifar10 --mode=eval
+        --workdir=runs/cifar10 --mode=eval \
+        --config.eval.protocols=knn,linear,collapse,finetune,semi_10pct,semi_1pct
 
 ``--mode=train`` (default) pretrains, resuming from the workdir's latest
-checkpoint, then evaluates; ``--mode=eval`` evaluates the latest checkpoint.
+checkpoint, then evaluates; ``--mode=eval`` evaluates the latest checkpoint
+with the run's saved config, taking only ``config.eval`` from the command
+line (protocols, fine-tuning settings, ``config.eval.data.*`` for transfer to
+another dataset). Both write ``<workdir>/eval.json`` and ``eval.md``.
 A bad flag, an unknown config key or an inconsistent config ends the run
 with one line naming the problem (exit status 2), not a traceback.
 """

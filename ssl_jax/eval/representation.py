@@ -1,16 +1,12 @@
-"""Evaluating an encoder's representations: features, kNN and linear probe.
+"""Features of a frozen encoder, extracted on device in fixed-size batches.
 
-Every number this module returns names its protocol (``knn`` with k and
-temperature, ``linear`` with its chosen L2), so a reported accuracy always
-says what produced it.
+The protocols that use them (kNN, linear probe, collapse diagnostics) are in
+``ssl_jax.eval.protocols``.
 """
 
 import jax
 import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec as P
-
-from ssl_jax.eval import knn
-from ssl_jax.eval import linear_probe as linear_probe_lib
 
 
 def make_feature_extractor(encode_fn, mesh, batch_size=512):
@@ -42,29 +38,40 @@ def make_feature_extractor(encode_fn, mesh, batch_size=512):
   return extract
 
 
-def evaluate_features(train_features, train_labels, test_features, test_labels,
-                      num_classes, eval_config, seed=0):
-  """kNN and offline linear probe on frozen features, on the test split."""
-  knn_result = knn.knn_accuracy(
-      train_features, train_labels, test_features, test_labels, num_classes,
-      k=eval_config.knn_k, temperature=eval_config.knn_temperature)
-  linear_result = linear_probe_lib.linear_probe(
-      train_features, train_labels, test_features, test_labels, num_classes,
-      seed=seed)
-  return {
-      "knn_top1": float(knn_result["top1"]),
-      "knn_top5": float(knn_result["top5"]),
-      "linear_top1": float(linear_result["top1"]),
-      "linear_top5": float(linear_result["top5"]),
-      "linear_l2": float(linear_result["l2"]),
-  }
+def extractor_factory(batch_size=512):
+  """``factory(encode_fn, mesh) -> extract``, compiling once per function.
+
+  ``make_feature_extractor`` builds a new ``jax.jit`` each call; the factory
+  keeps one per (function, mesh), so evaluating the trained and the
+  random-init encoder, or several protocols, reuses one compiled program.
+  """
+  cache = {}
+
+  def factory(encode_fn, mesh):
+    key = (encode_fn, id(mesh))
+    if key not in cache:
+      cache[key] = (make_feature_extractor(encode_fn, mesh, batch_size), mesh)
+    return cache[key][0]
+
+  return factory
 
 
-def evaluate_encoder(extract, variables, train_arrays, test_arrays,
-                     num_classes, eval_config, seed=0):
-  """Extracts train/test features with ``extract`` and evaluates them."""
-  train_images, train_labels = train_arrays
-  test_images, test_labels = test_arrays
-  return evaluate_features(extract(variables, train_images), train_labels,
-                           extract(variables, test_images), test_labels,
-                           num_classes, eval_config, seed)
+def match_channels(images, channels):
+  """uint8 NHWC ``images`` with ``channels`` channels, for transfer evaluation.
+
+  Grayscale to RGB repeats the channel; RGB to grayscale takes the ITU-R
+  601-2 luma (as PIL's ``convert('L')``). Other conversions are an error.
+  """
+  have = images.shape[-1]
+  if have == channels:
+    return images
+  if have == 1 and channels == 3:
+    return np.repeat(images, 3, axis=-1)
+  if have == 3 and channels == 1:
+    luma = images.astype(np.float32) @ np.array([0.299, 0.587, 0.114],
+                                                np.float32)
+    return np.clip(np.round(luma), 0, 255).astype(np.uint8)[..., None]
+  raise ValueError(
+      f"cannot evaluate an encoder trained on {channels}-channel images on "
+      f"{have}-channel images; pick an evaluation dataset with 1 or 3 "
+      "channels.")

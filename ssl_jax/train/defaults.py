@@ -64,9 +64,45 @@ def base_config(method):
   config.train.progress_bar = True
 
   config.eval = ml_collections.ConfigDict()
+  # Comma-separated, from ssl_jax.eval.protocols.PROTOCOLS: knn, linear,
+  # collapse, finetune, semi_10pct, semi_1pct.
+  config.eval.protocols = "knn,linear,collapse"
+  config.eval.random_init_protocols = "knn,linear,collapse"  # the floor
   config.eval.knn_k = 200
   config.eval.knn_temperature = 0.1
-  config.eval.batch_size = 512
+  config.eval.batch_size = 512  # feature extraction
+  config.eval.subset_seed = 0  # the 1% / 10% label subsets
+  # > 0: evaluate on a class-balanced subset of about this many train / test
+  # examples (seeded by subset_seed), for quick runs; the report says so.
+  config.eval.max_train_examples = -1
+  config.eval.max_test_examples = -1
+  config.eval.subset_dir = ""  # their index files; "" = <workdir>/label_subsets
+  # Transfer: evaluate on another dataset (fields as config.data); an empty
+  # source evaluates on the pretraining dataset.
+  config.eval.data = ml_collections.ConfigDict()
+  config.eval.data.source = ""
+  config.eval.data.name = ""
+  config.eval.data.data_dir = ""
+  config.eval.data.train_split = "train"
+  config.eval.data.test_split = "test"
+  config.eval.data.worker_count = 0
+  # Fine-tuning (finetune, semi_*): SimCLR Appendix B.5 -- SGD momentum 0.9,
+  # lr 0.05 x B/256, no weight decay, no warmup, crop+flip; 60 epochs on 1%
+  # and 30 on 10% of the labels (30 on 100% is this library's default).
+  config.eval.finetune = ml_collections.ConfigDict()
+  config.eval.finetune.start = "auto"  # auto | encoder | projection_layer
+  config.eval.finetune.batch_size = 256
+  config.eval.finetune.epochs_full = 30.0
+  config.eval.finetune.epochs_10pct = 30.0
+  config.eval.finetune.epochs_1pct = 60.0
+  config.eval.finetune.name = "sgd"
+  config.eval.finetune.base_lr = 0.05
+  config.eval.finetune.lr_scaling = "linear"
+  config.eval.finetune.warmup_steps = 0
+  config.eval.finetune.weight_decay = 0.0
+  config.eval.finetune.momentum = 0.9
+  config.eval.finetune.trust_coefficient = 0.001
+  config.eval.finetune.fixed_lr_modules = ()
   return config
 
 

@@ -11,13 +11,16 @@ import os
 import time
 
 import jax
+import ml_collections
 import numpy as np
 from absl import logging
 
 from ssl_jax import data
 from ssl_jax import methods
 from ssl_jax.eval import collapse
+from ssl_jax.eval import protocols
 from ssl_jax.eval import representation
+from ssl_jax.eval import subsets
 from ssl_jax.train import checkpoint as checkpoint_lib
 from ssl_jax.train import metrics as metrics_lib
 from ssl_jax.train import optim
@@ -64,22 +67,26 @@ def validate_config(config, num_devices, num_train_examples):
         f"[0, {steps}), the run's {steps} training steps; lower it.")
 
 
-def _check_workdir(config, workdir):
-  """Refuses a workdir that holds a run of another method or dataset."""
+def _check_workdir(config, workdir, write=True):
+  """Refuses a workdir that holds a run of another method or dataset.
+
+  Returns the saved record (None for a new workdir); with ``write``, saves
+  ``config`` as the workdir's ``config.json``.
+  """
   path = os.path.join(workdir, "config.json")
   current = {"method": config.method, "data": config.data.to_dict()}
-  if os.path.exists(path):
-    with open(path) as f:
-      previous = json.load(f)
+  previous = _read_json(path)
+  if previous is not None:
     for key in ("method", "data"):
       if previous.get(key) != current[key]:
         raise ConfigError(
             f"workdir {workdir} holds a run with {key}={previous.get(key)!r}, "
             f"not {current[key]!r}; use another --workdir.")
-  if jax.process_index() == 0:
+  if write and jax.process_index() == 0:
     os.makedirs(workdir, exist_ok=True)
     with open(path, "w") as f:
       json.dump(dict(current, config=json.loads(config.to_json())), f, indent=1)
+  return previous
 
 
 def dataset_name(data_config):
@@ -99,6 +106,26 @@ class Run:
     self.mesh = step_lib.make_mesh()
     self.train_source = data.get_source(config.data, config.data.train_split)
     self.test_source = data.get_source(config.data, config.data.test_split)
+    # Transfer: config.eval.data names another dataset to evaluate on.
+    self.eval_is_pretraining_data = not config.eval.data.source
+    self.eval_data_config = (config.data if self.eval_is_pretraining_data
+                             else config.eval.data)
+    if self.eval_is_pretraining_data:
+      self.eval_train_source, self.eval_test_source = (self.train_source,
+                                                       self.test_source)
+    else:
+      self.eval_train_source = data.get_source(
+          config.eval.data, config.eval.data.train_split)
+      self.eval_test_source = data.get_source(
+          config.eval.data, config.eval.data.test_split)
+    self.eval_num_classes = self.eval_train_source.num_classes
+    try:
+      protocols.parse_protocols(config.eval.protocols)
+      protocols.parse_protocols(config.eval.random_init_protocols)
+    except ValueError as e:
+      raise ConfigError(str(e)) from None
+    self.extractor_factory = representation.extractor_factory(
+        config.eval.batch_size)
     validate_config(config, self.mesh.devices.size, len(self.train_source))
     self.num_classes = self.train_source.num_classes
     self.total_steps = total_steps(config, len(self.train_source))
@@ -133,6 +160,7 @@ def train(run, stop_after_step=None):
   run would (the schedule still spans ``run.total_steps``).
   """
   config = run.config
+  _check_workdir(config, run.workdir)
   state, data_state = run.restore_or_init()
   start_step = int(jax.device_get(state.step))
   loader = data.make_train_loader(
@@ -205,81 +233,91 @@ def train(run, stop_after_step=None):
 
 
 def evaluate(run, state, images_per_sec=None):
-  """kNN and linear probe of the trained encoder and of its random init.
+  """Runs ``config.eval.protocols`` on the trained encoder and on its random
+  init (``config.eval.random_init_protocols``, the floor).
 
-  Writes ``<workdir>/results.json`` and prints a table; returns the results.
+  Writes ``<workdir>/eval.json`` and ``<workdir>/eval.md`` (the markdown
+  table, also printed); returns the report.
   """
   config = run.config
-  extract = representation.make_feature_extractor(
-      run.method.encode, step_lib.make_mesh(jax.local_devices()),
-      config.eval.batch_size)
-  train_arrays = data.as_arrays(run.train_source)
-  test_arrays = data.as_arrays(run.test_source)
+  eval_config = config.eval
+  requested = protocols.parse_protocols(eval_config.protocols)
+  floor_protocols = [p for p in protocols.parse_protocols(
+      eval_config.random_init_protocols) if p in requested]
+  mesh = step_lib.make_mesh(jax.local_devices())
+  channels = run.train_source.image_shape[-1]
+  train_arrays, test_arrays = (
+      _eval_subset(representation.match_channels(images, channels), labels,
+                   limit, eval_config.subset_seed)
+      for (images, labels), limit in (
+          (data.as_arrays(run.eval_train_source),
+           eval_config.max_train_examples),
+          (data.as_arrays(run.eval_test_source),
+           eval_config.max_test_examples)))
+  subset_dir = eval_config.subset_dir or os.path.join(run.workdir,
+                                                      "label_subsets")
+  eval_dataset = dataset_name(run.eval_data_config)
 
-  def evaluate_state(s):
+  def evaluate_state(s, names, plot_prefix):
     variables = {"params": s.params, "batch_stats": s.batch_stats}
     variables = jax.tree.map(lambda x: np.asarray(x.addressable_data(0)),
                              variables)
-    return representation.evaluate_encoder(
-        extract, variables, train_arrays, test_arrays, run.num_classes,
-        config.eval, seed=config.seed)
+    return protocols.evaluate(
+        run.method, variables, train_arrays, test_arrays,
+        run.eval_num_classes, eval_config, names, run.extractor_factory, mesh,
+        seed=config.seed, subset_dir=subset_dir, dataset=eval_dataset,
+        plot_prefix=plot_prefix)
 
-  trained = evaluate_state(state)
-  random_init = evaluate_state(run.initial_state())
-  results_path = os.path.join(run.workdir, "results.json")
-  if images_per_sec is None and os.path.exists(results_path):
-    with open(results_path) as f:
-      images_per_sec = json.load(f).get("images_per_sec")
+  trained = evaluate_state(state, requested,
+                           os.path.join(run.workdir, ""))
+  random_init = evaluate_state(run.initial_state(), floor_protocols,
+                               os.path.join(run.workdir, "random_init_"))
+  previous = _read_json(os.path.join(run.workdir, "eval.json")) or {}
+  if images_per_sec is None:
+    images_per_sec = previous.get("images_per_sec")
   online = metrics_lib.read_metrics(os.path.join(run.workdir, "metrics.jsonl"))
-  results = {
+  if online and "probe_acc" in online[-1] and run.eval_is_pretraining_data:
+    trained["online"] = {"top1": online[-1]["probe_acc"],
+                         "protocol": protocols.describe("online", eval_config)}
+  report = {
       "method": config.method,
-      "dataset": dataset_name(config.data),
+      "pretrain_dataset": dataset_name(config.data),
+      "dataset": eval_dataset,
       "steps": int(jax.device_get(state.step)),
-      **trained,
+      "train_examples": len(train_arrays[1]),
+      "test_examples": len(test_arrays[1]),
+      "protocols": trained,
       "random_init": random_init,
-      "online_probe_top1": online[-1].get("probe_acc") if online else None,
-      "collapse": collapse.collapse_warning(online[-1]) if online else None,
+      "collapse_during_pretraining": (
+          collapse.collapse_warning(online[-1])
+          if online and "effective_rank" in online[-1] else None),
       "images_per_sec": images_per_sec,
-      "protocol": {
-          "knn": f"cosine, k={config.eval.knn_k}, temperature "
-                 f"{config.eval.knn_temperature} weighted votes, test split",
-          "linear": "offline multinomial logistic regression on frozen "
-                    "features, L2 chosen on a held-out part of train, "
-                    "test split",
-          "online_probe": "stop-gradient linear probe trained during "
-                          "pretraining, accuracy on augmented train batches",
-      },
   }
   if jax.process_index() == 0:
-    with open(results_path, "w") as f:
-      json.dump(results, f, indent=2)
-    print(format_results(results))
-  return results
+    protocols.write_report(report, run.workdir)
+    print(protocols.format_table(report))
+  return report
 
 
-def format_results(results):
-  """A small text table of the trained encoder against its random init."""
-  rows = [("", "kNN top-1", "linear top-1"),
-          (f"{results['method']} ({results['steps']} steps)",
-           f"{results['knn_top1']:.4f}", f"{results['linear_top1']:.4f}"),
-          ("random init", f"{results['random_init']['knn_top1']:.4f}",
-           f"{results['random_init']['linear_top1']:.4f}")]
-  widths = [max(len(r[i]) for r in rows) for i in range(3)]
-  lines = [f"{results['dataset']} test split"]
-  for row in rows:
-    lines.append("  ".join(c.ljust(w) for c, w in zip(row, widths)))
-  if results.get("collapse"):
-    lines.append(f"at the end of pretraining: {results['collapse']}")
-  if results.get("images_per_sec"):
-    lines.append(f"pretraining throughput: {results['images_per_sec']:.1f} images/s")
-  return "\n".join(lines)
+def _eval_subset(images, labels, limit, seed):
+  """A class-balanced subset of about ``limit`` examples (all if limit <= 0)."""
+  if limit <= 0 or limit >= len(labels):
+    return images, labels
+  indices = subsets.class_balanced_subset(labels, limit / len(labels), seed)
+  return images[indices], labels[indices]
+
+
+def _read_json(path):
+  if not os.path.exists(path):
+    return None
+  with open(path) as f:
+    return json.load(f)
 
 
 def train_and_evaluate(config, workdir):
   """Pretrains (resuming if the workdir has a checkpoint), then evaluates."""
   run = Run(config, workdir)
   try:
-    _check_workdir(config, workdir)
     state, images_per_sec = train(run)
     return evaluate(run, state, images_per_sec)
   finally:
@@ -287,10 +325,21 @@ def train_and_evaluate(config, workdir):
 
 
 def evaluate_checkpoint(config, workdir):
-  """``--mode=eval``: evaluates the latest checkpoint in ``workdir``."""
-  run = Run(config, workdir)
+  """``--mode=eval``: evaluates the latest checkpoint in ``workdir``.
+
+  The networks, data and method come from the run's saved ``config.json``;
+  only ``config.eval`` (protocols, transfer dataset, fine-tuning settings)
+  comes from ``config``, so ``--config.eval.protocols=...`` picks what to run.
+  """
+  saved = _check_workdir(config, workdir, write=False)
+  if saved is None or "config" not in saved:
+    raise ConfigError(
+        f"no checkpoint in {workdir} to evaluate (it holds no run's "
+        "config.json); train first with --mode=train.")
+  run_config = ml_collections.ConfigDict(saved["config"])
+  run_config.eval = config.eval
+  run = Run(run_config, workdir)
   try:
-    _check_workdir(config, workdir)
     if run.checkpointer.latest_step is None:
       raise ConfigError(
           f"no checkpoint in {workdir}/checkpoints to evaluate; train first "

@@ -144,3 +144,22 @@ def test_non_finite_features_raise():
   bad[1, 2] = np.nan
   with pytest.raises(ValueError, match="NaN or infinite"):
     knn_predict(x, np.zeros(4, np.int32), bad, 2)
+
+
+def test_digits_raw_pixels_agree_with_sklearn_weighted_knn():
+  """Same metric (cosine), same k, same vote weights exp(sim / t)."""
+  from ssl_jax import data  # pylint: disable=g-import-not-at-top
+  train_images, train_labels = data.as_arrays(data.load_digits("train"))
+  test_images, test_labels = data.as_arrays(data.load_digits("test"))
+  train = train_images.reshape(len(train_images), -1).astype(np.float64)
+  test = test_images.reshape(len(test_images), -1).astype(np.float64)
+  k, temperature = 20, 0.1
+  with threadpool_limits(limits=1):
+    sklearn_knn = KNeighborsClassifier(
+        n_neighbors=k, metric="cosine",
+        weights=lambda distance: np.exp((1.0 - distance) / temperature))
+    expected = sklearn_knn.fit(train, train_labels).score(test, test_labels)
+  got = knn_accuracy(train, train_labels, test, test_labels, 10, k=k,
+                     temperature=temperature)["top1"]
+  assert expected > 0.9
+  assert abs(got - expected) <= 0.01, (got, expected)

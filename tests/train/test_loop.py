@@ -34,25 +34,32 @@ def test_resume_equals_uninterrupted_and_writes_results(tiny_config, tmp_path):
   for a, b in zip(_params(resumed), _params(straight)):
     np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
 
-  with open(os.path.join(straight_dir, "results.json")) as f:
+  with open(os.path.join(straight_dir, "eval.json")) as f:
     written = json.load(f)
   assert written == json.loads(json.dumps(results))
-  for key in ("method", "dataset", "steps", "knn_top1", "linear_top1",
-              "random_init", "images_per_sec"):
-    assert key in written
   assert written["method"] == "simclr" and written["dataset"] == "digits"
-  assert written["steps"] == 4
-  for value in (written["knn_top1"], written["linear_top1"],
-                written["random_init"]["knn_top1"],
-                written["random_init"]["linear_top1"]):
-    assert 0.0 <= value <= 1.0
+  assert written["steps"] == 4 and written["images_per_sec"] == 1.0
+  trained, floor = written["protocols"], written["random_init"]
+  assert set(trained) == {"knn", "linear", "collapse", "online"}
+  assert set(floor) == {"knn", "linear", "collapse"}
+  for result in (trained["knn"], trained["linear"], floor["knn"],
+                 floor["linear"]):
+    assert 0.0 <= result["top1"] <= result["top5"] <= 1.0
+    assert result["protocol"]
+  assert "k=20" in trained["knn"]["protocol"]
+  assert trained["online"]["protocol"].startswith("online probe")
   # Random init of a CNN on digits is far above chance already; both are real.
-  assert written["random_init"]["knn_top1"] > 0.3
+  assert floor["knn"]["top1"] > 0.3
+  assert os.path.exists(os.path.join(straight_dir, "spectrum.png"))
+  with open(os.path.join(straight_dir, "eval.md")) as f:
+    table = f.read()
+  assert "| knn |" in table and "| linear |" in table and "| online |" in table
 
   # --mode=eval on the finished run's checkpoint reproduces its numbers.
   reevaluated = loop.evaluate_checkpoint(tiny_config, straight_dir)
-  for key in ("steps", "knn_top1", "linear_top1", "images_per_sec"):
-    assert reevaluated[key] == results[key], key
+  assert reevaluated["steps"] == 4 and reevaluated["images_per_sec"] == 1.0
+  for name in ("knn", "linear"):
+    assert reevaluated["protocols"][name] == results["protocols"][name], name
 
   with open(os.path.join(straight_dir, "metrics.jsonl")) as f:
     steps = [json.loads(line)["step"] for line in f]
