@@ -6,6 +6,7 @@ import os
 import jax
 import numpy as np
 
+from ssl_jax import data
 from ssl_jax.train import loop
 
 
@@ -60,6 +61,25 @@ def test_resume_equals_uninterrupted_and_writes_results(tiny_config, tmp_path):
   assert reevaluated["steps"] == 4 and reevaluated["images_per_sec"] == 1.0
   for name in ("knn", "linear"):
     assert reevaluated["protocols"][name] == results["protocols"][name], name
+
+  # Transfer: the digits encoder evaluated on another dataset, here RGB
+  # 16x16 images (digits upsampled and tinted), converted to its 1 channel.
+  transfer_data = tmp_path / "rgb_digits"
+  transfer_data.mkdir()
+  for split in ("train", "test"):
+    images, labels = data.as_arrays(data.load_digits(split))
+    big = np.repeat(np.repeat(images, 2, axis=1), 2, axis=2)
+    rgb = (big * np.array([1.0, 0.5, 0.25])).astype(np.uint8)
+    np.savez(transfer_data / f"{split}.npz", image=rgb, label=labels)
+  transfer_config = tiny_config.copy_and_resolve_references()
+  transfer_config.eval.data.source = "npz"
+  transfer_config.eval.data.data_dir = str(transfer_data)
+  transfer_config.eval.protocols = "knn"
+  transferred = loop.evaluate_checkpoint(transfer_config, straight_dir)
+  assert transferred["dataset"] == "rgb_digits"
+  assert transferred["pretrain_dataset"] == "digits"
+  assert set(transferred["protocols"]) == {"knn"}  # no online probe: other data
+  assert transferred["protocols"]["knn"]["top1"] > 0.3
 
   with open(os.path.join(straight_dir, "metrics.jsonl")) as f:
     steps = [json.loads(line)["step"] for line in f]
