@@ -53,3 +53,10 @@ def test_eval_without_checkpoint_says_train_first(tmp_path):
 def test_missing_workdir(tmp_path):
   line = _single_error_line(_main("--config=configs/simclr.py:digits"))
   assert "--workdir" in line
+
+
+def test_method_setting_errors_are_one_line(tmp_path):
+  line = _single_error_line(_main(
+      "--config=configs/simclr_v2.py:digits", "--config.simclr.proj_layers=1",
+      f"--workdir={tmp_path}"))
+  assert "proj_layers=1" in line and "at least 2 layers" in line

@@ -129,9 +129,15 @@ class Run:
     validate_config(config, self.mesh.devices.size, len(self.train_source))
     self.num_classes = self.train_source.num_classes
     self.total_steps = total_steps(config, len(self.train_source))
-    self.method = methods.get_method(config, self.num_classes, self.total_steps)
-    self.tx, self.schedule = optim.make_optimizer(
-        config.optim, self.total_steps, config.train.batch_size)
+    try:
+      # Methods and optimizers check their own settings (queue sizes, BN
+      # groups, layer counts ...) and say what to change.
+      self.method = methods.get_method(config, self.num_classes,
+                                       self.total_steps)
+      self.tx, self.schedule = optim.make_optimizer(
+          config.optim, self.total_steps, config.train.batch_size)
+    except ValueError as e:
+      raise ConfigError(str(e)) from e
     self.checkpointer = checkpoint_lib.Checkpointer(
         os.path.join(os.path.abspath(workdir), "checkpoints"),
         max_to_keep=config.train.keep_checkpoints,

@@ -15,10 +15,25 @@ from ssl_jax import losses
 def init_queue(rng, queue_size, dim, global_batch_size):
   """A queue of random unit vectors (MoCo's init) and its pointer at 0.
 
+  Args:
+    rng: PRNG key of the random initial keys.
+    queue_size: K, the number of keys held.
+    dim: D, the key dimension.
+    global_batch_size: keys enqueued per step, over all replicas.
+
+  Returns:
+    ``(queue, queue_ptr)``: ``(K, D)`` float32 rows of unit norm, and an
+    int32 scalar 0.
+
   Raises:
     ValueError: ``queue_size`` is not a positive multiple of the global batch
-      (the keys of one step must fit without wrapping mid-batch).
+      (the keys of one step must fit without wrapping mid-batch), or ``dim``
+      or the batch is not positive.
   """
+  if global_batch_size <= 0 or dim <= 0:
+    raise ValueError(
+        f"MoCo queue needs a positive key dim and global batch; got dim={dim}, "
+        f"global batch {global_batch_size}.")
   if queue_size <= 0 or queue_size % global_batch_size:
     raise ValueError(
         f"MoCo queue size {queue_size} is not a positive multiple of the "
@@ -30,7 +45,18 @@ def init_queue(rng, queue_size, dim, global_batch_size):
 
 
 def enqueue(state, keys, axis_name):
-  """``state`` with the global batch's ``keys`` written at ``queue_ptr``."""
+  """``state`` with the global batch's ``keys`` written at ``queue_ptr``.
+
+  Args:
+    state: a TrainState with ``queue`` and ``queue_ptr``.
+    keys: ``(n, D)`` keys of this replica (no gradient flows into the queue).
+    axis_name: the mapped device axis (keys of all replicas are written, in
+      replica order, identically on every replica), or ``None``.
+
+  Returns:
+    ``state`` with the new ``queue`` and ``queue_ptr`` (advanced by the
+    global batch, modulo K).
+  """
   queue, queue_ptr = losses.moco_enqueue(
       state.queue, state.queue_ptr, jax.lax.stop_gradient(keys), axis_name)
   return state.replace(queue=queue, queue_ptr=queue_ptr)
