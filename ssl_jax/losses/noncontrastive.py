@@ -155,6 +155,8 @@ def simsiam(
     p: jax.Array,
     z: jax.Array,
     axis_name: AxisName | None = None,
+    *,
+    stop_gradient: bool = True,
 ) -> tuple[jax.Array, dict[str, jax.Array]]:
   r"""SimSiam's negative cosine similarity with a stop-gradient on ``z``.
 
@@ -173,11 +175,16 @@ def simsiam(
 
   Args:
     p: ``(B, D)`` predictor outputs.
-    z: ``(B, D)`` projector outputs of the other view (no gradient flows into
-      them). Computed in float32 (float64 if an input is float64).
+    z: ``(B, D)`` projector outputs of the other view. Computed in float32
+      (float64 if an input is float64).
     axis_name: only for ``aux["z_std"]`` (global-batch std). The loss is the
       mean over the local batch either way; ``lax.pmean`` it for the global
       loss.
+    stop_gradient: ``True`` (the method): no gradient flows into ``z``.
+      ``False``: the "w/o stop-grad" ablation of Sec. 4.1 (Fig. 2), the
+      same value with gradients into ``z`` too, under which training
+      collapses; it lets that ablation use this very loss. A Python bool
+      (static under ``jit``: close over it).
 
   Returns:
     ``(loss, aux)``: the scalar mean loss, ``cos_sim`` (mean cosine, local
@@ -186,12 +193,13 @@ def simsiam(
     when healthy and 0 under complete collapse.
   """
   p, z, _ = _pair("simsiam", p, z)
-  z = lax.stop_gradient(z)
+  if stop_gradient:
+    z = lax.stop_gradient(z)
   cos = _cosine(p, z)
   loss = -jnp.mean(cos)
   aux = {
       "cos_sim": jnp.mean(lax.stop_gradient(cos)),
-      "z_std": embedding_std(z, axis_name=axis_name),
+      "z_std": embedding_std(lax.stop_gradient(z), axis_name=axis_name),
   }
   return loss, aux
 

@@ -338,3 +338,27 @@ def test_vicreg_needs_two_samples():
 def test_module_exports():
   assert set(noncontrastive.__all__) == {"byol", "simsiam", "barlow_twins",
                                          "vicreg"}
+
+
+def test_simsiam_without_stop_gradient_has_the_same_value_and_a_z_gradient():
+  """SimSiam Sec. 4.1 ablation: D(p, z) with gradients into both arguments."""
+  rng = np.random.default_rng(11)
+  p = rng.normal(size=(5, 6)).astype(np.float32)
+  z = rng.normal(size=(5, 6)).astype(np.float32)
+  no_sg = jax.jit(lambda a, b: simsiam(a, b, stop_gradient=False))
+  loss, aux = no_sg(p, z)
+  loss_sg, aux_sg = _simsiam(p, z)
+  np.testing.assert_allclose(loss, loss_sg, rtol=1e-6)
+  np.testing.assert_allclose(aux["z_std"], aux_sg["z_std"], rtol=1e-6)
+  gp, gz = jax.jit(jax.grad(
+      lambda a, b: simsiam(a, b, stop_gradient=False)[0], argnums=(0, 1)))(p, z)
+  # -mean cos(p, z) is symmetric in p and z: its z-gradient is the p-gradient
+  # formula with the roles swapped.
+  gz_swapped, gp_swapped = jax.jit(jax.grad(
+      lambda a, b: simsiam(a, b)[0], argnums=(0, 1)))(z, p)
+  assert np.all(np.asarray(gp_swapped) == 0.0)
+  assert _rel_err(gz, gz_swapped) < 1e-5
+  # The p-gradient is the one with the stop-gradient.
+  gp_sg = jax.jit(jax.grad(lambda a: simsiam(a, z)[0]))(p)
+  assert _rel_err(gp, gp_sg) < 1e-5
+  assert np.max(np.abs(np.asarray(gz))) > 1e-3
