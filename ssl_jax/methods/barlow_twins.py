@@ -32,60 +32,9 @@ in ``ssl_jax.methods.base``.
 """
 
 import jax.numpy as jnp
-from jax import lax
 
 from ssl_jax import losses
 from ssl_jax.methods import base
-
-
-def global_loss_as_replica_mean(loss, axis_name):
-  """A loss already reduced over ``axis_name``, as the step's per-replica mean.
-
-  The step (``ssl_jax.train.step``) takes each replica's loss to be the mean
-  over that replica's examples: it divides it by the replica count and sums
-  the gradients over replicas. A batch-statistic loss (``losses.barlow_twins``,
-  ``losses.vicreg``) is instead the global loss, identical on every replica,
-  and under ``shard_map`` its gradient with respect to the replicated
-  parameters comes back already summed. Casting it to a per-replica
-  (varying) value keeps its value and makes the step's sum count the R
-  copies once each, so that with its 1/R the gradient is that of the global
-  loss: 8 devices give the same update as 1.
-
-  Args:
-    loss: scalar, the same on every replica (reduced with ``lax.psum``).
-    axis_name: the step's batch axis, or None outside a mapped step.
-
-  Returns:
-    ``loss``, marked as varying over ``axis_name``.
-  """
-  if axis_name is None:
-    return loss
-  return lax.pcast(loss, axis_name, to="varying")
-
-
-def without_output_bias(params, module="projector"):
-  """``params`` with the bias of ``module``'s output layer fixed at zero.
-
-  The authors' projectors (Barlow Twins, VICReg) have no bias on their
-  output layer: the losses centre every dimension over the batch, so such a
-  bias has no effect and its gradient is zero up to rounding. The head of
-  ``base.build_mlp`` has one; the forward pass reads zeros in its place, so
-  its gradient is exactly zero and it stays at its initial zero (rather
-  than drifting with rounding noise, differently on 1 and 8 devices).
-
-  Args:
-    params: the online network's params.
-    module: the top-level name of the ``MLPHead`` (``"projector"``).
-
-  Returns:
-    ``params`` with ``params[module]["dense_out"]["bias"]`` zeroed.
-  """
-  head = params[module]
-  dense_out = head["dense_out"]
-  if "bias" not in dense_out:
-    return params
-  dense_out = {**dense_out, "bias": jnp.zeros_like(dense_out["bias"])}
-  return {**params, module: {**head, "dense_out": dense_out}}
 
 
 class BarlowTwins(base.Method):
@@ -102,12 +51,11 @@ class BarlowTwins(base.Method):
         encoder=base.build_backbone(config.model, bn_axis_name=axis_name),
         projector=base.build_mlp(
             config.model, section.proj_layers, section.proj_hidden_dim,
-            section.proj_dim, bn_axis_name=axis_name),
+            section.proj_dim, bn_axis_name=axis_name, out_bias=False),
         predictor=None,
         num_classes=num_classes)
 
   def loss_fn(self, params, state, keys, images, labels, axis_name):
-    params = without_output_bias(params)
     view1, view2 = self.views(keys, images)
     # One pass per view: BatchNorm statistics of each view on its own.
     out1, batch_stats = self.online_forward(params, state.batch_stats, view1)
@@ -124,6 +72,6 @@ class BarlowTwins(base.Method):
         off_diag=aux["off_diag"],
         mean_diag_corr=aux["mean_diag_corr"],
         mean_abs_offdiag_corr=aux["mean_abs_offdiag_corr"])
-    loss = self.loss_scale * global_loss_as_replica_mean(
+    loss = self.loss_scale * base.global_loss_as_replica_mean(
         barlow_loss, axis_name) + probe_loss
     return loss, ({"batch_stats": batch_stats}, metrics)

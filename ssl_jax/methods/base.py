@@ -19,6 +19,7 @@ from typing import Optional
 
 import flax.linen as nn
 import jax
+from jax import lax
 import jax.numpy as jnp
 
 from ssl_jax import augment
@@ -57,11 +58,12 @@ def build_backbone(model_config, bn_axis_name):
 
 
 def build_mlp(model_config, num_layers, hidden_dim, out_dim, bn_axis_name,
-              last_bn=False, last_bn_scale=False):
+              last_bn=False, last_bn_scale=False, out_bias=True):
   """An MLP head of ``num_layers`` Dense layers (Dense-BN-ReLU between).
 
   ``last_bn`` adds BatchNorm on the output (no shift; a scale with
-  ``last_bn_scale``), see ``ssl_jax.models.MLPHead``.
+  ``last_bn_scale``); ``out_bias=False`` drops the output layer's bias; see
+  ``ssl_jax.models.MLPHead``.
   """
   if num_layers < 1:
     raise ValueError(f"an MLP head needs at least 1 layer, got {num_layers}.")
@@ -70,9 +72,35 @@ def build_mlp(model_config, num_layers, hidden_dim, out_dim, bn_axis_name,
       out_dim=out_dim,
       last_bn=last_bn,
       last_bn_scale=last_bn_scale,
+      out_bias=out_bias,
       bn_axis_name=bn_axis_name,
       dtype=compute_dtype(model_config.dtype),
   )
+
+
+def global_loss_as_replica_mean(loss, axis_name):
+  """A loss already reduced over ``axis_name``, as the step's per-replica mean.
+
+  The step (``ssl_jax.train.step``) takes each replica's loss to be the mean
+  over that replica's examples: it divides it by the replica count and sums
+  the gradients over replicas. A batch-statistic loss (``losses.barlow_twins``,
+  ``losses.vicreg``) is instead the global loss, identical on every replica,
+  and under ``shard_map`` its gradient with respect to the replicated
+  parameters comes back already summed. Casting it to a per-replica
+  (varying) value keeps its value and makes the step's sum count the R
+  copies once each, so that with its 1/R the gradient is that of the global
+  loss: 8 devices give the same update as 1.
+
+  Args:
+    loss: scalar, the same on every replica (reduced with ``lax.psum``).
+    axis_name: the step's batch axis, or None outside a mapped step.
+
+  Returns:
+    ``loss``, marked as varying over ``axis_name``.
+  """
+  if axis_name is None:
+    return loss
+  return lax.pcast(loss, axis_name, to="varying")
 
 
 class SiameseNetwork(nn.Module):

@@ -32,10 +32,10 @@ https://arxiv.org/abs/2006.07733
   "Implementation details"; ``ssl_jax.train.momentum``, and the update
   itself is ``base.Method``'s ``after_update``).
 
-The projector's output layer reads a zero bias (``without_output_bias``):
-in the online network it feeds the predictor's Dense-BN, which removes any
-constant shift, so that bias has no effect and its gradient is zero up to
-rounding; the target's copy, its EMA, stays at the initial zero as well.
+The projector's output layer has no bias (``out_bias=False``): in the
+online network it would feed the predictor's Dense-BN, which removes any
+constant shift, so such a bias would have no effect and only drift with
+rounding noise (differently on 1 and 8 devices).
 
 Collapse diagnostics (``common_metrics``) are taken on the online
 projections z of the first view over the global batch: BYOL's projector has
@@ -49,21 +49,6 @@ import jax.numpy as jnp
 
 from ssl_jax import losses
 from ssl_jax.methods import base
-
-
-def without_output_bias(params, module="projector"):
-  """``params`` with the bias of ``module``'s output layer fixed at zero.
-
-  The forward pass reads zeros in its place, so its gradient is exactly
-  zero and it stays at its initial zero, rather than drifting with rounding
-  noise (differently on 1 and 8 devices) in a direction the loss cannot
-  see.
-  """
-  dense_out = params[module]["dense_out"]
-  if "bias" not in dense_out:
-    return params
-  dense_out = {**dense_out, "bias": jnp.zeros_like(dense_out["bias"])}
-  return {**params, module: {**params[module], "dense_out": dense_out}}
 
 
 class BYOL(base.Method):
@@ -81,14 +66,13 @@ class BYOL(base.Method):
         encoder=base.build_backbone(config.model, bn_axis_name=axis_name),
         projector=base.build_mlp(
             config.model, byol.proj_layers, byol.proj_hidden_dim,
-            byol.proj_dim, bn_axis_name=axis_name),
+            byol.proj_dim, bn_axis_name=axis_name, out_bias=False),
         predictor=base.build_mlp(
             config.model, byol.pred_layers, byol.pred_hidden_dim,
             byol.proj_dim, bn_axis_name=axis_name),
         num_classes=num_classes)
 
   def loss_fn(self, params, state, keys, images, labels, axis_name):
-    params = without_output_bias(params)
     view1, view2 = self.views(keys, images)
     # Online network, one view per call: BatchNorm statistics per view.
     online1, batch_stats = self.online_forward(params, state.batch_stats, view1)

@@ -32,8 +32,6 @@ import jax.numpy as jnp
 
 from ssl_jax import losses
 from ssl_jax.methods import base
-from ssl_jax.methods.barlow_twins import global_loss_as_replica_mean
-from ssl_jax.methods.barlow_twins import without_output_bias
 
 
 class VICReg(base.Method):
@@ -51,12 +49,11 @@ class VICReg(base.Method):
         encoder=base.build_backbone(config.model, bn_axis_name=axis_name),
         projector=base.build_mlp(
             config.model, section.expander_layers, section.expander_hidden_dim,
-            section.expander_dim, bn_axis_name=axis_name),
+            section.expander_dim, bn_axis_name=axis_name, out_bias=False),
         predictor=None,
         num_classes=num_classes)
 
   def loss_fn(self, params, state, keys, images, labels, axis_name):
-    params = without_output_bias(params)
     view1, view2 = self.views(keys, images)
     # One pass per view: BatchNorm statistics of each view on its own.
     out1, batch_stats = self.online_forward(params, state.batch_stats, view1)
@@ -73,5 +70,5 @@ class VICReg(base.Method):
         variance=aux["variance"],
         covariance=aux["covariance"],
         expander_std=aux["std"])
-    loss = global_loss_as_replica_mean(vicreg_loss, axis_name) + probe_loss
+    loss = base.global_loss_as_replica_mean(vicreg_loss, axis_name) + probe_loss
     return loss, ({"batch_stats": batch_stats}, metrics)

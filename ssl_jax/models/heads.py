@@ -36,6 +36,10 @@ class MLPHead(nn.Module):
       last_bn: BatchNorm on the output, with no learned shift, and the output
         Dense without bias. By default the output BN has no learned scale
         either (pure standardisation); see ``last_bn_scale``.
+      out_bias: give the output Dense a bias (ignored with ``last_bn``). The
+        Barlow Twins, VICReg and BYOL projectors have none: their losses
+        cancel a constant shift, so such a bias would only drift with
+        rounding noise.
       last_bn_scale: give the output BN a learned scale. SimCLR v2's released
         code (``LinearLayer(use_bias=False, use_bn=True)``) has a scale but
         no shift on that layer; set this to reproduce it exactly.
@@ -50,6 +54,7 @@ class MLPHead(nn.Module):
     use_bn: bool = True
     bn_axis_name: str | None = None
     last_bn: bool = False
+    out_bias: bool = True
     last_bn_scale: bool = False
     bn_momentum: float = 0.9
     bn_epsilon: float = 1e-5
@@ -107,7 +112,7 @@ class MLPHead(nn.Module):
             hiddens.append(x)
         x = nn.Dense(
             self.out_dim,
-            use_bias=not self.last_bn,
+            use_bias=self.out_bias and not self.last_bn,
             dtype=self.dtype,
             kernel_init=self.kernel_init,
             name="dense_out",

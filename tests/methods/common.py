@@ -1,6 +1,7 @@
 """Checks every method's tests share: 8 devices vs 1, and a step that trains."""
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from ssl_jax import data
@@ -71,3 +72,26 @@ def assert_eight_devices_match_one(config, num_steps=2, rtol=1e-4):
   assert int(one.step) == num_steps
   assert max_relative_difference(one.params, init.params) > 1e-3
   return init, one, history_one
+
+
+def make_step_projections(method):
+  """``(state, images) -> (z1, z2)``: the projections of the step from ``state``.
+
+  Recomputed outside the step, on one device: the step's keys and views,
+  each view through the network in its own training-mode pass (BatchNorm on
+  the batch's statistics).
+  """
+
+  def forward(state, images):
+    step_key = jax.random.fold_in(state.rng, state.step)
+    keys = step_lib.example_keys(step_key, images.shape[0], step_lib.BATCH_AXIS)
+    variables = {"params": state.params, "batch_stats": state.batch_stats}
+    return [method.network.apply(variables, view, train=True,
+                                 mutable=["batch_stats"])[0]["projections"]
+            for view in method.views(keys, images)]
+
+  # vmap over a unit axis binds the BatchNorm's axis name.
+  batched = jax.jit(jax.vmap(forward, in_axes=(None, 0),
+                             axis_name=step_lib.BATCH_AXIS))
+  return lambda state, images: tuple(
+      z[0] for z in batched(state, jnp.asarray(images)[None]))

@@ -1,16 +1,14 @@
 """Barlow Twins: 8 devices == 1, the logged loss is the paper's, it trains."""
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from ssl_jax import losses
 from ssl_jax import methods
-from ssl_jax.train import step as step_lib
 
 from tests.conftest import load_config
-from tests.methods.common import assert_eight_devices_match_one, digits_batch
+from tests.methods.common import (assert_eight_devices_match_one,
+                                  digits_batch, make_step_projections)
 
 
 def tiny_config():
@@ -21,29 +19,6 @@ def tiny_config():
   config.train.batch_size = 16
   config.optim.warmup_steps = 0  # every step updates
   return config
-
-
-def make_step_projections(method):
-  """``(state, images) -> (z1, z2)``: the projections of the step from ``state``.
-
-  Recomputed outside the step, on one device: the step's keys and views,
-  each view through the network in its own training-mode pass (BatchNorm on
-  the batch's statistics).
-  """
-
-  def forward(state, images):
-    step_key = jax.random.fold_in(state.rng, state.step)
-    keys = step_lib.example_keys(step_key, images.shape[0], step_lib.BATCH_AXIS)
-    variables = {"params": state.params, "batch_stats": state.batch_stats}
-    return [method.network.apply(variables, view, train=True,
-                                 mutable=["batch_stats"])[0]["projections"]
-            for view in method.views(keys, images)]
-
-  # vmap over a unit axis binds the BatchNorm's axis name.
-  batched = jax.jit(jax.vmap(forward, in_axes=(None, 0),
-                             axis_name=step_lib.BATCH_AXIS))
-  return lambda state, images: tuple(
-      z[0] for z in batched(state, jnp.asarray(images)[None]))
 
 
 @pytest.fixture(scope="module")

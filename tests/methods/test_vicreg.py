@@ -8,7 +8,7 @@ from ssl_jax import methods
 
 from tests.conftest import load_config
 from tests.methods.common import assert_eight_devices_match_one, digits_batch
-from tests.methods.test_barlow_twins import make_step_projections
+from tests.methods.common import make_step_projections
 
 
 def tiny_config():
