@@ -199,7 +199,7 @@ def mae_reconstruction(
     mask: ``(B, L)``, 1 (True) for masked patches, 0 for visible ones; soft
       weights are allowed.
     norm_pix_loss: normalise each target patch (the paper's better-performing
-      variant, Table 1c). Needs P >= 2.
+      variant, Table 1d). Needs P >= 2.
 
   Returns:
     ``(loss, aux)``: the scalar loss (0 if nothing is masked) and

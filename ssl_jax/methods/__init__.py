@@ -15,6 +15,7 @@ METHODS = {
     "simsiam": "simsiam:SimSiam",
     "barlow_twins": "barlow_twins:BarlowTwins",
     "vicreg": "vicreg:VICReg",
+    "mae": "mae:MAE",
 }
 
 

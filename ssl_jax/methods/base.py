@@ -42,11 +42,30 @@ def compute_dtype(name):
 
 
 def build_backbone(model_config, bn_axis_name):
-  """The encoder network named by ``config.model`` (ResNet family for now)."""
+  """The encoder network named by ``config.model``: ``'resnet'`` or ``'vit'``.
+
+  A ViT (``ssl_jax.models.vit``) reads ``size`` (tiny | small | base |
+  large | huge | custom) and ``patch_size``; ``width``, ``depth`` and
+  ``num_heads`` override the size's values when set (all three for
+  'custom'); ``mlp_ratio``, ``class_token`` and ``pool`` (mean | token) are
+  optional. It has no BatchNorm, so ``bn_axis_name`` does not apply.
+  """
+  if model_config.name == "vit":
+    return models.vit(
+        model_config.get("size"),
+        patch_size=model_config.patch_size,
+        width=model_config.get("width"),
+        depth=model_config.get("depth"),
+        num_heads=model_config.get("num_heads"),
+        mlp_ratio=model_config.get("mlp_ratio", 4.0),
+        class_token=model_config.get("class_token", True),
+        pool=model_config.get("pool", "mean"),
+        dtype=compute_dtype(model_config.dtype),
+    )
   if model_config.name != "resnet":
     raise ValueError(
         f"config.model.name={model_config.name!r} is not a known backbone; "
-        "use 'resnet'.")
+        "use 'resnet' or 'vit'.")
   return models.resnet(
       model_config.depth,
       width_multiplier=model_config.width_multiplier,

@@ -3,6 +3,9 @@
 * :class:`ResNet` / :func:`resnet` -- ResNet v1.5 backbones (He et al., 2016)
   with ImageNet or CIFAR (SimCLR) stems, width multiplier, cross-replica
   BatchNorm and a CPU-friendly convolution implementation.
+* :class:`VisionTransformer` / :func:`vit` -- ViT encoders (Dosovitskiy et
+  al., 2021) with fixed 2-D sine-cosine position embeddings that can run on
+  a subset of the patches (MAE); presets Tiny/Small/Base/Large/Huge.
 * :class:`MLPHead` -- SimCLR v1/v2-style projection heads (and BYOL
   projectors/predictors).
 * :class:`ShiftedMatmulConv` -- ``nn.Conv``-compatible convolution computed as
@@ -21,15 +24,29 @@ from ssl_jax.models.resnet import (
     ResNet,
     resnet,
 )
+from ssl_jax.models.vit import (
+    VIT_SIZES,
+    Transformer,
+    VisionTransformer,
+    sincos_pos_embed_2d,
+    vit,
+    vit_dims,
+)
 
 __all__ = [
     "RESNET_DEPTHS",
+    "VIT_SIZES",
     "BasicBlock",
     "BottleneckBlock",
     "MLPHead",
     "ResNet",
     "ShiftedMatmulConv",
+    "Transformer",
+    "VisionTransformer",
     "matmul_wgrad_conv",
     "resnet",
     "shifted_matmul_conv",
+    "sincos_pos_embed_2d",
+    "vit",
+    "vit_dims",
 ]
