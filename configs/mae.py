@@ -3,7 +3,7 @@ r"""MAE (He et al. 2021, arXiv 2111.06377) configs, one preset per dataset.
     python -m ssl_jax.main --config=configs/mae.py:digits --workdir=runs/mae_digits
     python -m ssl_jax.main --config=configs/mae.py:cifar10 --workdir=runs/mae_cifar10
     python -m ssl_jax.main --config=configs/mae.py:imagenet --workdir=gs://bucket/mae
-    python experiments/mae_reconstructions.py --workdir=runs/mae_digits
+    python experiments/reconstructions.py --workdir=runs/mae_digits
 
 Every preset: a ViT encoder (``config.model.name='vit'``; ``size`` tiny |
 small | base | large | huge | custom, ``patch_size``, and ``width``,
@@ -101,14 +101,6 @@ def _vit(config, size, patch_size, dtype="float32"):
   ))
 
 
-def _crop_and_flip(recipe, crop_scale=(0.2, 1.0)):
-  """MAE's pretraining view: the recipe's crop and flip, no colour changes."""
-  recipe.crop_scale = crop_scale
-  for field in ("jitter_prob", "grayscale_prob", "blur_prob", "solarize_prob"):
-    recipe[field] = 0.0
-  return recipe
-
-
 def _digits(config):
   defaults.use_digits(config)
   _vit(config, "custom", patch_size=2)
@@ -119,8 +111,8 @@ def _digits(config):
   config.mae.decoder_depth = 2
   config.mae.decoder_heads = 4
   # simclr_digits: crop scale (0.3, 1), no flips (mirrored digits differ).
-  config.augment = _crop_and_flip(recipes.simclr_digits(crop_size=8),
-                                  crop_scale=(0.3, 1.0))
+  config.augment = recipes.geometric_only(recipes.simclr_digits(crop_size=8),
+                                         crop_scale=(0.3, 1.0))
   config.optim.base_lr = 3e-3
   config.train.num_epochs = 150.0
   config.optim.warmup_steps = 50  # 10 epochs of 5 steps
@@ -134,7 +126,8 @@ def _cifar10(config):
   config.mae.decoder_width = 128
   config.mae.decoder_depth = 4
   config.mae.decoder_heads = 4
-  config.augment = _crop_and_flip(recipes.simclr_cifar(crop_size=32))
+  config.augment = recipes.geometric_only(recipes.simclr_cifar(crop_size=32),
+                                         crop_scale=(0.2, 1.0))
   config.train.batch_size = 512
   config.train.num_epochs = 800.0
   defaults.warmup_epochs(config, 40, defaults.CIFAR10_TRAIN_EXAMPLES)
@@ -143,7 +136,8 @@ def _cifar10(config):
 def _imagenet(config):
   defaults.use_imagenet(config)
   _vit(config, "base", patch_size=16, dtype="bfloat16")
-  config.augment = _crop_and_flip(recipes.simclr_imagenet(crop_size=224))
+  config.augment = recipes.geometric_only(
+      recipes.simclr_imagenet(crop_size=224), crop_scale=(0.2, 1.0))
   config.augment.eval_crop_fraction = 0.875
   config.train.batch_size = 4096
   config.train.num_epochs = 800.0

@@ -10,12 +10,13 @@ r"""Command line entry point.
 ``--mode=train`` (default) pretrains, resuming from the workdir's latest
 checkpoint, then evaluates; ``--mode=eval`` evaluates the latest checkpoint
 with the run's saved config, taking only ``config.eval`` from the command
-line (protocols, fine-tuning settings, ``config.eval.data.*`` for transfer to
+line (``--config`` may then be left out) (protocols, fine-tuning settings, ``config.eval.data.*`` for transfer to
 another dataset). Both write ``<workdir>/eval.json`` and ``eval.md``.
 A bad flag, an unknown config key or an inconsistent config ends the run
 with one line naming the problem (exit status 2), not a traceback.
 """
 
+import os
 import sys
 
 from absl import app
@@ -23,8 +24,13 @@ from absl import flags
 from absl import logging
 from ml_collections import config_flags
 
+# Without --config, only --mode=eval works: see ssl_jax/train/eval_only_config.py.
+EVAL_ONLY_CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                "train", "eval_only_config.py")
 _CONFIG = config_flags.DEFINE_config_file(
-    "config", None, "Method config file and preset, e.g. configs/simclr.py:digits.",
+    "config", EVAL_ONLY_CONFIG,
+    "Method config file and preset, e.g. configs/simclr.py:digits (optional "
+    "with --mode=eval, which reads the run's saved config).",
     lock_config=True)
 _WORKDIR = flags.DEFINE_string("workdir", None, "Directory for checkpoints, logs and results.")
 _MODE = flags.DEFINE_enum("mode", "train", ["train", "eval"], "train (then evaluate) or eval only.")
@@ -51,8 +57,9 @@ def parse_flags(argv):
 def main(argv):
   if len(argv) > 1:
     _fail(f"unexpected arguments {argv[1:]}; pass options as --name=value.")
-  if _CONFIG.value is None:
-    _fail("--config is required, e.g. --config=configs/simclr.py:digits.")
+  if _MODE.value == "train" and not _CONFIG.value.method:
+    _fail("--config is required to train, e.g. "
+          "--config=configs/simclr.py:digits.")
   if _WORKDIR.value is None:
     _fail("--workdir is required, e.g. --workdir=runs/simclr_digits.")
   if not flags.FLAGS["verbosity"].present:

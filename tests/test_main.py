@@ -50,6 +50,19 @@ def test_eval_without_checkpoint_says_train_first(tmp_path):
   assert "no checkpoint" in line
 
 
+def test_eval_needs_no_config_file(tmp_path):
+  # The overrides apply to the eval-only default config; the run's own
+  # config.json supplies the rest (here there is none).
+  line = _single_error_line(_main(
+      "--mode=eval", "--config.eval.protocols=knn", f"--workdir={tmp_path}"))
+  assert "no checkpoint" in line
+
+
+def test_training_needs_a_config_file(tmp_path):
+  line = _single_error_line(_main(f"--workdir={tmp_path}"))
+  assert "--config is required" in line
+
+
 def test_missing_workdir(tmp_path):
   line = _single_error_line(_main("--config=configs/simclr.py:digits"))
   assert "--workdir" in line

@@ -183,6 +183,23 @@ RECIPES: Dict[str, Callable[..., ml_collections.ConfigDict]] = {
 }
 
 
+def geometric_only(recipe: ml_collections.ConfigDict,
+                   crop_scale: Optional[Tuple[float, float]] = None
+                   ) -> ml_collections.ConfigDict:
+  """A copy of ``recipe`` with its crop, resize and flip and no colour
+  distortion (jitter, grayscale, blur, solarize off), for tasks whose
+  target is the pixels themselves (MAE, inpainting, colorization,
+  super-resolution) and for fine-tuning; ``crop_scale`` replaces the crop's
+  area range when given."""
+  recipe = recipe.copy_and_resolve_references()
+  for field in ("jitter_prob", "grayscale_prob", "blur_prob", "solarize_prob"):
+    if field in recipe:
+      recipe[field] = 0.0
+  if crop_scale is not None:
+    recipe.crop_scale = tuple(crop_scale)
+  return recipe
+
+
 def get_recipe(name: str,
                crop_size: Optional[int] = None) -> ml_collections.ConfigDict:
   """The recipe called ``name`` (a key of :data:`RECIPES`), a fresh copy.

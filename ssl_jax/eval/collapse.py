@@ -233,7 +233,8 @@ def collapse_warning(metrics) -> str | None:
   if rank < DIMENSIONAL_COLLAPSE_RANK:
     problems.append(
         f"dimensional collapse: the effective rank of the embedding "
-        f"covariance is {rank:.2f} (collapsed is 1 or less)")
+        f"covariance is {rank:.2f} (under {DIMENSIONAL_COLLAPSE_RANK:g}: the "
+        "variance lies along about one direction)")
   if not problems:
     return None
   return ("representation collapse: " + "; ".join(problems) +

@@ -46,11 +46,7 @@ class FineTuneNetwork(nn.Module):
 
 def finetune_recipe(recipe):
   """``recipe``'s crop, resize and flip without its colour distortions."""
-  recipe = recipe.copy_and_resolve_references()
-  for field in ("jitter_prob", "grayscale_prob", "blur_prob", "solarize_prob"):
-    if field in recipe:
-      recipe[field] = 0.0
-  return recipe
+  return augment.recipes.geometric_only(recipe)
 
 
 class FineTuneTask:

@@ -357,6 +357,17 @@ def soft_encode_ab(
     ``(...)`` integer index of the nearest bin (ties: the lower index), which
     is also the argmax of ``soft``.
   """
+  weights, idx = _nearest_bin_weights(target_ab, ab_bins, sigma, k)
+  q = jnp.asarray(ab_bins).shape[0]
+  soft = jnp.sum(weights[..., None]
+                 * jax.nn.one_hot(idx, q, dtype=weights.dtype), axis=-2)
+  return soft, idx[..., 0]
+
+
+def _nearest_bin_weights(target_ab, ab_bins, sigma, k):  # pylint: disable=redefined-outer-name
+  """The k nearest bins of every ab value and their normalised Gaussian
+  weights: ``(weights (..., k), indices (..., k))``, nearest first (the
+  sparse form of :func:`soft_encode_ab`)."""
   target_ab = _float(target_ab, "target_ab")
   bins = _float(ab_bins, "ab_bins").astype(target_ab.dtype)
   if target_ab.ndim < 1 or target_ab.shape[-1] != 2:
@@ -371,9 +382,7 @@ def soft_encode_ab(
   neg_d2, idx = lax.top_k(-_sq_dist_to_bins(target_ab, bins), k)   # (..., k)
   # Relative to the nearest bin, so the largest weight is exp(0) = 1.
   w = jnp.exp((neg_d2 - neg_d2[..., :1]) / (2.0 * jnp.square(sigma)))
-  w = w / jnp.sum(w, axis=-1, keepdims=True)
-  soft = jnp.sum(w[..., None] * jax.nn.one_hot(idx, q, dtype=w.dtype), axis=-2)
-  return soft, idx[..., 0]
+  return w / jnp.sum(w, axis=-1, keepdims=True), idx
 
 
 def colorization(
@@ -432,9 +441,13 @@ def colorization(
       raise ValueError(
           f"class_weights must be ({bins.shape[0]},); got "
           f"{class_weights.shape}")
-  soft, nearest = soft_encode_ab(target_ab, bins, sigma=sigma, k=k)
+  # The soft targets have k non-zero entries: gather those k log-probs
+  # rather than build the (..., Q) target (k / Q of the work).
+  soft_weights, idx = _nearest_bin_weights(target_ab, bins, sigma, k)
+  nearest = idx[..., 0]
   logp = jax.nn.log_softmax(logits, axis=-1)
-  ce = -jnp.sum(soft.astype(logp.dtype) * logp, axis=-1)
+  ce = -jnp.sum(soft_weights.astype(logp.dtype)
+                * jnp.take_along_axis(logp, idx, axis=-1), axis=-1)
   if class_weights is None:
     weighted = ce
   else:

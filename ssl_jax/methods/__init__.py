@@ -16,6 +16,9 @@ METHODS = {
     "barlow_twins": "barlow_twins:BarlowTwins",
     "vicreg": "vicreg:VICReg",
     "mae": "mae:MAE",
+    "inpainting": "inpainting:Inpainting",
+    "colorization": "colorization:Colorization",
+    "super_resolution": "super_resolution:SuperResolution",
 }
 
 

@@ -66,7 +66,7 @@ spread out.
 
 Reconstructions (``reconstruct``) give the original, the masked input, the
 decoder's output and the output with the visible patches pasted back;
-``experiments/mae_reconstructions.py`` renders them from a run's checkpoint.
+``experiments/reconstructions.py`` renders them from a run's checkpoint.
 """
 
 from typing import Any

@@ -8,9 +8,12 @@
   a subset of the patches (MAE); presets Tiny/Small/Base/Large/Huge.
 * :class:`MLPHead` -- SimCLR v1/v2-style projection heads (and BYOL
   projectors/predictors).
+* :class:`UpsamplingDecoder` -- feature map back to pixels (x2 upsample,
+  conv, BN, ReLU per step) for the generation-based pretext tasks.
 * :class:`ShiftedMatmulConv` -- ``nn.Conv``-compatible convolution computed as
   per-tap matmuls (fast weight gradients on XLA:CPU).
 """
+from ssl_jax.models.decoder import UpsamplingDecoder
 from ssl_jax.models.heads import MLPHead
 from ssl_jax.models.layers import (
     ShiftedMatmulConv,
@@ -42,6 +45,7 @@ __all__ = [
     "ResNet",
     "ShiftedMatmulConv",
     "Transformer",
+    "UpsamplingDecoder",
     "VisionTransformer",
     "matmul_wgrad_conv",
     "resnet",

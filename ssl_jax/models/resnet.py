@@ -134,7 +134,7 @@ def _last_bn_scale_init(zero: bool):
     return nn.initializers.zeros_init() if zero else nn.initializers.ones_init()
 
 
-def _make_conv(
+def make_conv(
     features: int,
     kernel_size: int,
     strides: int,
@@ -142,6 +142,7 @@ def _make_conv(
     name: str,
     impl: str,
     dtype: Any,
+    kernel_init: Any = None,
 ) -> nn.Module:
     """A bias-free ``kernel_size`` x ``kernel_size`` convolution with fixed padding."""
     pad = (kernel_size - 1) // 2
@@ -153,7 +154,7 @@ def _make_conv(
         use_bias=False,
         dtype=dtype,
         param_dtype=jnp.float32,
-        kernel_init=_he_fan_out,
+        kernel_init=_he_fan_out if kernel_init is None else kernel_init,
         name=name,
     )
     if impl == "xla":
@@ -245,7 +246,7 @@ class ResNet(nn.Module):
         return self.stage_width(len(self.stage_sizes) - 1) * self.expansion
 
     @nn.compact
-    def __call__(self, x: Array, train: bool) -> Array:
+    def __call__(self, x: Array, train: bool, return_map: bool = False):
         """Maps ``(N, H, W, C)`` images to ``(N, feature_dim)`` features.
 
         Args:
@@ -253,11 +254,14 @@ class ResNet(nn.Module):
           train: use batch statistics in BatchNorm and update the running
             averages (apply with ``mutable=['batch_stats']``); ``False`` uses
             the running averages and updates nothing.
+          return_map: also return the last stage's feature map
+            ``(N, h, w, feature_dim)`` (what a dense decoder reads): the
+            result is then ``(features, feature_map)``.
         """
         self._validate()
         if x.ndim != 4:
             raise ValueError(f"ResNet expects NHWC images of rank 4, got shape {x.shape}")
-        conv = functools.partial(_make_conv, impl=self.conv_impl, dtype=self.dtype)
+        conv = functools.partial(make_conv, impl=self.conv_impl, dtype=self.dtype)
         norm = functools.partial(
             nn.BatchNorm,
             use_running_average=not train,
@@ -275,7 +279,7 @@ class ResNet(nn.Module):
         # 3 are slower than XLA's forward convolution, so in both CPU modes the
         # stem keeps the XLA forward and only its weight gradient is per-tap.
         stem_conv = functools.partial(
-            _make_conv, impl="xla" if self.conv_impl == "xla" else "matmul_wgrad", dtype=self.dtype
+            make_conv, impl="xla" if self.conv_impl == "xla" else "matmul_wgrad", dtype=self.dtype
         )
         if self.stem == "imagenet":
             x = stem_conv(stem_width, 7, 2, name="stem_conv")(x)
@@ -299,7 +303,8 @@ class ResNet(nn.Module):
             self.sow("intermediates", f"stage{i + 1}", x)
 
         # Pool in float32 so low-precision compute does not lose the average.
-        return jnp.mean(x.astype(jnp.float32), axis=(1, 2)).astype(self.dtype)
+        features = jnp.mean(x.astype(jnp.float32), axis=(1, 2)).astype(self.dtype)
+        return (features, x) if return_map else features
 
 
 def resnet(depth: int, **kwargs: Any) -> ResNet:

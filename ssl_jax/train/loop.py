@@ -336,8 +336,13 @@ def evaluate_checkpoint(config, workdir):
   The networks, data and method come from the run's saved ``config.json``;
   only ``config.eval`` (protocols, transfer dataset, fine-tuning settings)
   comes from ``config``, so ``--config.eval.protocols=...`` picks what to run.
+  A ``config`` without a method (``ssl_jax/train/eval_only_config.py``, the
+  CLI's default) matches any run.
   """
-  saved = _check_workdir(config, workdir, write=False)
+  if config.method:
+    saved = _check_workdir(config, workdir, write=False)
+  else:
+    saved = _read_json(os.path.join(workdir, "config.json"))
   if saved is None or "config" not in saved:
     raise ConfigError(
         f"no checkpoint in {workdir} to evaluate (it holds no run's "

@@ -48,15 +48,27 @@ def max_relative_difference(a, b):
   return max(jax.tree.leaves(diffs), default=0.0)
 
 
-def assert_eight_devices_match_one(config, num_steps=2, rtol=1e-4):
+def tinted_digits_batch(batch_size=16, seed=0):
+  """RGB uint8 ``(B, 8, 8, 3)``: digits drawn in one random colour on
+  another (colour data for the colour tasks; the digits are grayscale)."""
+  images, labels = digits_batch(batch_size)
+  ink = images.astype(np.float32) / 255.0
+  colours = np.random.default_rng(seed).uniform(size=(2, batch_size, 1, 1, 3))
+  rgb = ink * colours[0] + (1.0 - ink) * colours[1]
+  return np.round(rgb * 255.0).astype(np.uint8), labels
+
+
+def assert_eight_devices_match_one(config, num_steps=2, rtol=1e-4, batch=None):
   """The same global batch on 8 devices and on 1 gives the same numbers.
 
   Compares the loss and metrics of every step and every field of the final
   TrainState (params, BN statistics, optimizer state, EMA networks, queue).
-  Returns ``(init, one_device_state, history)`` for further checks.
+  ``batch``: ``(images, labels)``, default the first digits of the
+  config's batch size. Returns ``(init, one_device_state, history)`` for
+  further checks.
   """
   assert jax.device_count() == 8, "tests/conftest.py sets 8 CPU devices"
-  images, labels = digits_batch(config.train.batch_size)
+  images, labels = batch or digits_batch(config.train.batch_size)
   init, one, history_one = run_steps(
       config, jax.devices()[:1], images, labels, num_steps)
   _, eight, history_eight = run_steps(

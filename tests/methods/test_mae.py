@@ -282,12 +282,12 @@ def test_reconstructions(reconstructions):
 
 def test_reconstruction_grid_png(method, reconstructions, tmp_path):
   spec = importlib.util.spec_from_file_location(
-      "mae_reconstructions", REPO_ROOT / "experiments" / "mae_reconstructions.py")
+      "reconstructions", REPO_ROOT / "experiments" / "reconstructions.py")
   script = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(script)
   path = tmp_path / "reconstructions.png"
-  image = script.render(reconstructions, method.view_recipes[0], str(path),
-                        panel_size=32)
+  panels = script.mae_panels(reconstructions, method.view_recipes[0])
+  image = script.render(panels, str(path), panel_size=32)
   assert path.exists()
   # One row per image, four columns.
   from ssl_jax.augment import preview  # pylint: disable=g-import-not-at-top

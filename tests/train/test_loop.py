@@ -7,6 +7,7 @@ import jax
 import numpy as np
 
 from ssl_jax import data
+from ssl_jax.train import eval_only_config
 from ssl_jax.train import loop
 
 
@@ -61,6 +62,11 @@ def test_resume_equals_uninterrupted_and_writes_results(tiny_config, tmp_path):
   assert reevaluated["steps"] == 4 and reevaluated["images_per_sec"] == 1.0
   for name in ("knn", "linear"):
     assert reevaluated["protocols"][name] == results["protocols"][name], name
+  # The same without a method config (the CLI's default without --config).
+  eval_only = eval_only_config.get_config()
+  eval_only.eval = tiny_config.eval
+  without_config = loop.evaluate_checkpoint(eval_only, straight_dir)
+  assert without_config["protocols"]["knn"] == results["protocols"]["knn"]
 
   # Transfer: the digits encoder evaluated on another dataset, here RGB
   # 16x16 images (digits upsampled and tinted), converted to its 1 channel.
