@@ -35,20 +35,16 @@ def get_method(**inpainting):
 
 @pytest.fixture(scope="module")
 def trained():
-  return assert_eight_devices_match_one(tiny_config(), num_steps=2)
+  # Random blocks (the presets' masks): removed areas differ per example and
+  # per device, and the loss is still the global batch's masked mean.
+  return assert_eight_devices_match_one(tiny_config(mask="random_blocks"),
+                                        num_steps=2)
 
 
 def test_eight_devices_match_one(trained):
-  _, state, history = trained
+  _, _, history = trained
   assert np.isfinite(history[-1]["masked_l2"])
-  np.testing.assert_allclose(history[0]["masked_fraction"], 0.25)
-
-
-def test_random_blocks_eight_devices_match_one():
-  # Removed areas differ per example and per device: the loss is still the
-  # global batch's masked mean.
-  assert_eight_devices_match_one(tiny_config(mask="random_blocks"),
-                                 num_steps=2)
+  assert 4 / 64 <= history[0]["masked_fraction"] <= 0.25
 
 
 def views_of(method):
