@@ -72,13 +72,11 @@ def render(panels, out_path, panel_size=96, title=""):
   return image
 
 
-def reconstruct_run(workdir, num_images=8, seed=0, out=None, panel_size=96):
-  """Reconstructions of the latest checkpoint in ``workdir``; returns the
-  PNG path."""
-  import jax  # pylint: disable=g-import-not-at-top
+def saved_method_config(workdir, methods):
+  """The saved config of the run in ``workdir``; a ConfigError unless there
+  is one and its method is one of ``methods``."""
   import ml_collections  # pylint: disable=g-import-not-at-top
 
-  from ssl_jax import data  # pylint: disable=g-import-not-at-top
   from ssl_jax.train import loop  # pylint: disable=g-import-not-at-top
 
   path = os.path.join(workdir, "config.json")
@@ -86,17 +84,23 @@ def reconstruct_run(workdir, num_images=8, seed=0, out=None, panel_size=96):
     raise loop.ConfigError(f"no run in {workdir} (no config.json).")
   with open(path) as f:
     config = ml_collections.ConfigDict(json.load(f)["config"])
-  if config.method not in METHODS:
+  if config.method not in methods:
     raise loop.ConfigError(
-        f"{workdir} holds a {config.method!r} run, which draws no pictures; "
-        f"use a run of one of {METHODS}.")
-  run = loop.Run(config, workdir)
-  try:
-    if run.checkpointer.latest_step is None:
-      raise loop.ConfigError(f"no checkpoint in {workdir}/checkpoints.")
-    state, _ = run.restore_or_init()
-  finally:
-    run.checkpointer.close()
+        f"{workdir} holds a {config.method!r} run, which draws no pictures "
+        f"here; use a run of one of {methods}.")
+  return config
+
+
+def reconstruct_run(workdir, num_images=8, seed=0, out=None, panel_size=96):
+  """Reconstructions of the latest checkpoint in ``workdir``; returns the
+  PNG path."""
+  import jax  # pylint: disable=g-import-not-at-top
+
+  from ssl_jax import data  # pylint: disable=g-import-not-at-top
+  from ssl_jax.train import loop  # pylint: disable=g-import-not-at-top
+
+  config = saved_method_config(workdir, METHODS)
+  run, state = loop.load_trained(workdir)
   variables = jax.tree.map(lambda x: np.asarray(x.addressable_data(0)),
                            {"params": state.params,
                             "batch_stats": state.batch_stats})

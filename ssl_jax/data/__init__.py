@@ -1,10 +1,12 @@
 """Dataset sources and the host input pipeline.
 
 Sources (:mod:`ssl_jax.data.sources`) are random-access sequences of
-``{"image": uint8 (H, W, C), "label": int}`` records with ``num_classes`` and
-``image_shape``; the pipeline (:mod:`ssl_jax.data.pipeline`) shuffles, shards
-per host and batches them with grain. :mod:`ssl_jax.data.npz_to_tfds` writes an
-npz folder as a TFDS array_record dataset without TensorFlow.
+``{"image": uint8 (H, W, C), "label": int}`` records (``(T, H, W, C)`` for
+videos) with ``num_classes`` and ``image_shape``; :mod:`ssl_jax.data.video`
+generates moving-digits videos; the pipeline (:mod:`ssl_jax.data.pipeline`)
+shuffles, shards per host and batches them with grain.
+:mod:`ssl_jax.data.npz_to_tfds` writes an npz folder as a TFDS array_record
+dataset without TensorFlow.
 """
 from ssl_jax.data.pipeline import TrainIterator
 from ssl_jax.data.pipeline import TrainLoader
@@ -18,9 +20,12 @@ from ssl_jax.data.sources import get_source
 from ssl_jax.data.sources import load_digits
 from ssl_jax.data.sources import load_npz
 from ssl_jax.data.sources import load_tfds
+from ssl_jax.data.video import MovingDigits
+from ssl_jax.data.video import load_moving_digits
 
 __all__ = [
     "ArraySource",
+    "MovingDigits",
     "TfdsSource",
     "TrainIterator",
     "TrainLoader",
@@ -29,6 +34,7 @@ __all__ = [
     "get_source",
     "iterate_batches",
     "load_digits",
+    "load_moving_digits",
     "load_npz",
     "load_tfds",
     "make_train_loader",

@@ -84,8 +84,9 @@ class _ReadBatch:
     self.source = source
 
   def __call__(self, indices: np.ndarray) -> dict[str, np.ndarray]:
-    if isinstance(self.source, sources_lib.ArraySource):
-      return self.source.read_batch(indices)  # One gather per array.
+    read_batch = getattr(self.source, "read_batch", None)
+    if read_batch is not None:  # ArraySource: one gather per array.
+      return read_batch(indices)
     get_many = getattr(self.source, "__getitems__", None)
     if get_many is not None:
       records = get_many([int(i) for i in indices])

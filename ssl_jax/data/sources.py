@@ -20,9 +20,11 @@ Sources:
 * :func:`load_digits` -- the 8x8 handwritten digits that ship inside
   scikit-learn; needs no download, for smoke tests and CI.
 * :func:`load_npz` -- a folder holding ``<split>.npz`` files with ``image``
-  (uint8 NHWC) and ``label`` arrays.
+  (uint8 NHWC, or NTHWC for videos) and ``label`` arrays.
 * :func:`load_tfds` -- a TFDS dataset prepared in the ``array_record`` format,
   read through ``tfds.data_source`` (no TensorFlow needed, nothing downloaded).
+* ``ssl_jax.data.video.MovingDigits`` -- seeded videos of coloured digits
+  bouncing in a frame (records ``(T, H, W, 3)``), generated on the fly.
 
 :func:`get_source` picks one of these from a data config and :func:`as_arrays`
 materialises any source as two arrays for evaluation.
@@ -50,7 +52,7 @@ __all__ = [
 ]
 
 #: Values accepted for ``data_config.source`` by :func:`get_source`.
-VALID_SOURCES = ("digits", "npz", "tfds")
+VALID_SOURCES = ("digits", "npz", "tfds", "moving_digits")
 
 #: Seed of the fixed, class-stratified digits train/test split.
 DIGITS_SPLIT_SEED = 0
@@ -66,7 +68,8 @@ class ArraySource:
   """An in-memory source over an image array and a label array.
 
   Args:
-    images: uint8 array of shape ``(N, H, W, C)``.
+    images: uint8 array of shape ``(N, H, W, C)``, or ``(N, T, H, W, C)``
+      for videos of ``T`` frames (``image_shape`` is then ``(T, H, W, C)``).
     labels: integer array of shape ``(N,)`` with values in
       ``[0, num_classes)``.
     num_classes: number of label classes (a positive int).
@@ -96,11 +99,11 @@ class ArraySource:
           f"dtype {images.dtype}. Convert float images in [0, 1] with "
           "np.round(x * 255).astype(np.uint8)."
       )
-    if images.ndim != 4:
+    if images.ndim not in (4, 5):
       raise ValueError(
-          f"ArraySource{what}: images must have rank 4 (N, H, W, C), got shape "
-          f"{images.shape}. Add a channel axis to grayscale images with "
-          "images[..., None]."
+          f"ArraySource{what}: images must have rank 4 (N, H, W, C), or 5 "
+          f"(N, T, H, W, C) for videos, got shape {images.shape}. Add a "
+          "channel axis to grayscale images with images[..., None]."
       )
     if labels.ndim != 1:
       raise ValueError(
@@ -265,8 +268,9 @@ def load_npz(
   """Loads ``<directory>/<split>.npz`` as an in-memory source.
 
   The file must hold ``image``, uint8 of shape ``(N, H, W, C)`` (or
-  ``(N, H, W)`` for grayscale, which gets a channel axis), and ``label``, an
-  integer array of shape ``(N,)``.
+  ``(N, H, W)`` for grayscale, which gets a channel axis; or
+  ``(N, T, H, W, C)`` for videos of ``T`` frames), and ``label``, an integer
+  array of shape ``(N,)``.
 
   Args:
     directory: folder holding ``train.npz``, ``test.npz``, ... .
@@ -319,10 +323,11 @@ def load_npz(
     )
   if images.ndim == 3:
     images = images[..., None]
-  if images.ndim != 4:
+  if images.ndim not in (4, 5):
     raise ValueError(
         f"load_npz: {path}: 'image' has shape {images.shape}, expected rank 4 "
-        "(N, H, W, C) or rank 3 (N, H, W) for grayscale."
+        "(N, H, W, C), rank 3 (N, H, W) for grayscale, or rank 5 "
+        "(N, T, H, W, C) for videos."
     )
   if labels.ndim != 1 or len(labels) != len(images):
     raise ValueError(
@@ -525,7 +530,9 @@ def get_source(data_config: Any, split: str):
   Args:
     data_config: an object (e.g. ``ml_collections.ConfigDict``) with
 
-      * ``source``: one of ``'digits'``, ``'npz'``, ``'tfds'``;
+      * ``source``: one of ``'digits'``, ``'npz'``, ``'tfds'``,
+        ``'moving_digits'`` (``ssl_jax.data.video``; its settings in the
+        optional ``video`` section);
       * ``name``: the TFDS name (``'tfds'`` only);
       * ``data_dir``: the npz folder (``'npz'``, required) or the TFDS data
         directory (``'tfds'``, optional).
@@ -540,6 +547,10 @@ def get_source(data_config: Any, split: str):
   data_dir = getattr(data_config, "data_dir", None)
   if source == "digits":
     return load_digits(split)
+  if source == "moving_digits":
+    from ssl_jax.data import video  # pylint: disable=g-import-not-at-top
+
+    return video.load_moving_digits(split, getattr(data_config, "video", None))
   if source == "npz":
     if not data_dir:
       raise ValueError(

@@ -15,8 +15,8 @@ from ssl_jax.losses.contrastive import (cmc_full_graph, info_nce, moco,
 from ssl_jax.losses.mutual_info import cpc, dim_local_global
 from ssl_jax.losses.noncontrastive import barlow_twins, byol, simsiam, vicreg
 from ssl_jax.losses.pretext import (binary_correspondence, classification,
-                                    colorization, mae_reconstruction,
-                                    reconstruction)
+                                    colorization, colour_by_pointing,
+                                    mae_reconstruction, reconstruction)
 
 __all__ = [
     # Contrastive.
@@ -28,5 +28,5 @@ __all__ = [
     "byol", "simsiam", "barlow_twins", "vicreg",
     # Pretext and generative.
     "classification", "binary_correspondence", "mae_reconstruction",
-    "colorization", "reconstruction",
+    "colorization", "reconstruction", "colour_by_pointing",
 ]

@@ -47,6 +47,8 @@ __all__ = [
     "smooth_ab_distribution",
     "rebalancing_weights",
     "decode_annealed_mean",
+    "pointing_attention",
+    "colour_by_pointing",
 ]
 
 
@@ -579,3 +581,88 @@ def decode_annealed_mean(
   _check_positive(temperature, "temperature")
   probs = jax.nn.softmax(logits / temperature, axis=-1)
   return jnp.matmul(probs, bins, precision=lax.Precision.HIGHEST)
+
+
+# ----------------------------------------------------------------------------
+# Colour by pointing (video colorization).
+# ----------------------------------------------------------------------------
+def pointing_attention(
+    target_embeddings: jax.Array,
+    reference_embeddings: jax.Array,
+    temperature: float = 1.0,
+) -> jax.Array:
+  r"""Where each target location points in the reference frame.
+
+  Vondrick et al. 2018, "Tracking Emerges by Colorizing Videos", eq. 1:
+
+  .. math::
+     A_{ij} = \frac{\exp(f_i^\top f_j / T)}{\sum_k \exp(f_k^\top f_j / T)},
+
+  for reference locations i, k and target location j, with the embeddings f
+  of the two frames (the paper's T = 1).
+
+  Args:
+    target_embeddings: ``(..., N_target, E)``.
+    reference_embeddings: ``(..., N_reference, E)``.
+    temperature: T > 0.
+
+  Returns:
+    ``(..., N_target, N_reference)``; every row sums to 1.
+  """
+  target = _float(target_embeddings, "target_embeddings")
+  reference = _float(reference_embeddings, "reference_embeddings")
+  if target.shape[-1] != reference.shape[-1]:
+    raise ValueError(
+        f"the embeddings must have one width; got target {target.shape} and "
+        f"reference {reference.shape}")
+  _check_positive(temperature, "temperature")
+  similarity = jnp.einsum("...je,...ie->...ji", target, reference,
+                          precision=lax.Precision.HIGHEST)
+  return jax.nn.softmax(similarity / temperature, axis=-1)
+
+
+def colour_by_pointing(
+    target_embeddings: jax.Array,
+    reference_embeddings: jax.Array,
+    reference_colours: jax.Array,
+    target_colours: jax.Array,
+    temperature: float = 1.0,
+) -> tuple[jax.Array, dict[str, jax.Array]]:
+  r"""Cross-entropy of target colours copied from a reference frame.
+
+  Vondrick et al. 2018, "Tracking Emerges by Colorizing Videos", eq. 2-3:
+  the predicted colour distribution of target location j is the
+  attention-weighted sum of the reference colours,
+  :math:`\hat y_j = \sum_i A_{ij} c_i` (:func:`pointing_attention`), and the
+  loss is the categorical cross-entropy against the true target colour
+  :math:`y_j` (both over quantised colours, the paper's 16 k-means clusters
+  in Lab; any one-hot or soft distributions here),
+
+  .. math::
+     \mathcal{L} = -\frac{1}{|J|} \sum_j \sum_q y_{jq}
+                   \log \Big(\sum_i A_{ij} c_{iq} + \epsilon\Big),
+
+  with :math:`\epsilon = 10^{-8}`. The only way to lower it is to point
+  each target location at reference locations of the same colour, so the
+  embeddings learn to match what moved where: the attention is a tracker.
+
+  Args:
+    target_embeddings: ``(..., N_target, E)``.
+    reference_embeddings: ``(..., N_reference, E)``.
+    reference_colours: ``(..., N_reference, Q)`` distributions.
+    target_colours: ``(..., N_target, Q)`` distributions.
+    temperature: T > 0 of the attention.
+
+  Returns:
+    ``(loss, aux)`` with ``aux["accuracy"]``, the fraction of target
+    locations whose most likely copied colour is the true one's most likely.
+  """
+  attention = pointing_attention(target_embeddings, reference_embeddings,
+                                 temperature)
+  reference_colours = _float(reference_colours, "reference_colours")
+  target_colours = lax.stop_gradient(_float(target_colours, "target_colours"))
+  predicted = jnp.einsum("...ji,...iq->...jq", attention, reference_colours,
+                         precision=lax.Precision.HIGHEST)
+  cross_entropy = -jnp.sum(target_colours * jnp.log(predicted + 1e-8), axis=-1)
+  accuracy = jnp.mean(jnp.argmax(predicted, -1) == jnp.argmax(target_colours, -1))
+  return jnp.mean(cross_entropy), {"accuracy": accuracy}

@@ -19,6 +19,8 @@ METHODS = {
     "inpainting": "inpainting:Inpainting",
     "colorization": "colorization:Colorization",
     "super_resolution": "super_resolution:SuperResolution",
+    "video_prediction": "video_prediction:VideoPrediction",
+    "video_colorization": "video_colorization:VideoColorization",
 }
 
 

@@ -73,6 +73,7 @@ def build_backbone(model_config, bn_axis_name):
       conv_impl=model_config.conv_impl,
       bn_axis_name=bn_axis_name,
       dtype=compute_dtype(model_config.dtype),
+      output_stride=model_config.get("output_stride"),
   )
 
 

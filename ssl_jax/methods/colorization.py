@@ -59,6 +59,14 @@ AB_SCALE = 100.0  # the regression target is ab / AB_SCALE
 PRIOR = "ab_prior"  # the running ab distribution's key in batch_stats
 
 
+def lab_of_views(views, mean, std):
+  """CIE Lab ``(..., 3)`` of views normalised with ``mean`` and ``std``
+  (de-normalised, clipped to [0, 1], converted)."""
+  rgb = jnp.clip(views.astype(jnp.float32) * jnp.asarray(std, jnp.float32)
+                 + jnp.asarray(mean, jnp.float32), 0.0, 1.0)
+  return augment.rgb_to_lab(rgb)
+
+
 class LightnessInput(nn.Module):
   """The ResNet fed only the L channel of the normalised RGB views."""
 
@@ -67,20 +75,19 @@ class LightnessInput(nn.Module):
   std: tuple
 
   def __call__(self, views, train: bool, return_map: bool = False):
-    rgb = jnp.clip(views.astype(jnp.float32) * jnp.asarray(self.std)
-                   + jnp.asarray(self.mean), 0.0, 1.0)
-    lightness = augment.rgb_to_lab(rgb)[..., :1]
+    lightness = lab_of_views(views, self.mean, self.std)[..., :1]
     return self.backbone((lightness - 50.0) / 50.0, train=train,
                          return_map=return_map)
 
 
-def _pool(x, factor):
-  """Means over ``factor x factor`` blocks of ``(B, H, W, C)``."""
+def pool_blocks(x, factor):
+  """Means over ``factor x factor`` blocks of ``(..., H, W, C)`` (any
+  number of channels, unlike ``augment.downsample``'s images)."""
   if factor == 1:
     return x
-  b, h, w, c = x.shape
-  return jnp.mean(x.reshape(b, h // factor, factor, w // factor, factor, c),
-                  axis=(2, 4))
+  *lead, h, w, c = x.shape
+  return jnp.mean(x.reshape(*lead, h // factor, factor, w // factor, factor, c),
+                  axis=(-4, -2))
 
 
 class Colorization(image_to_image.ImageToImageMethod):
@@ -128,13 +135,12 @@ class Colorization(image_to_image.ImageToImageMethod):
 
   def lab(self, views):
     """CIE Lab of the normalised views, ``(B, H, W, 3)``."""
-    return augment.rgb_to_lab(
-        jnp.clip(image_to_image.denormalize(views, self.view_recipes[0]),
-                 0.0, 1.0))
+    recipe = self.view_recipes[0]
+    return lab_of_views(views, recipe.mean, recipe.std)
 
   def corrupt(self, keys, views):
     del keys  # the encoder itself keeps only L (LightnessInput)
-    ab = _pool(self.lab(views)[..., 1:], self.output_stride)
+    ab = pool_blocks(self.lab(views)[..., 1:], self.output_stride)
     return views, {"ab": ab}
 
   def decode_ab(self, output):

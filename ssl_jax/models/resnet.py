@@ -193,6 +193,11 @@ class ResNet(nn.Module):
         contraction over 3 channels make a slow forward pass).
       zero_init_residual: zero-initialise the scale of the last BatchNorm in
         every residual block (Goyal et al., 2017).
+      output_stride: the largest stride of the feature map; a stage that
+        would exceed it keeps the resolution instead of halving it (dense
+        tasks that need a finer map, e.g. video colorization's tracking).
+        ``None``: the standard strides (8 with the CIFAR stem, 32 with the
+        ImageNet stem, for four stages).
     """
 
     stage_sizes: Sequence[int]
@@ -205,6 +210,7 @@ class ResNet(nn.Module):
     dtype: Any = jnp.float32
     conv_impl: str = "xla"
     zero_init_residual: bool = False
+    output_stride: int | None = None
 
     def _validate(self) -> None:
         if self.block not in BLOCK_TYPES:
@@ -220,6 +226,13 @@ class ResNet(nn.Module):
             raise ValueError(f"width_multiplier must be positive, got {self.width_multiplier}")
         if not 0.0 <= self.bn_momentum <= 1.0:
             raise ValueError(f"bn_momentum must be in [0, 1], got {self.bn_momentum}")
+        stem_stride = 4 if self.stem == "imagenet" else 1
+        if self.output_stride is not None and (
+                self.output_stride < stem_stride
+                or self.output_stride & (self.output_stride - 1)):
+            raise ValueError(
+                f"output_stride must be a power of two and at least the stem's "
+                f"stride {stem_stride}, got {self.output_stride}")
 
     def _channels(self, base: int) -> int:
         c = int(round(base * self.width_multiplier))
@@ -285,16 +298,20 @@ class ResNet(nn.Module):
             x = stem_conv(stem_width, 7, 2, name="stem_conv")(x)
             x = nn.relu(norm(name="stem_bn")(x))
             x = nn.max_pool(x, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)))
+            stride = 4
         else:
             x = stem_conv(stem_width, 3, 1, name="stem_conv")(x)
             x = nn.relu(norm(name="stem_bn")(x))
+            stride = 1
         self.sow("intermediates", "stem", x)
 
         for i, num_blocks in enumerate(self.stage_sizes):
+            halves = i > 0 and (self.output_stride is None or stride < self.output_stride)
+            stride *= 2 if halves else 1
             for j in range(num_blocks):
                 x = block_cls(
                     features=self.stage_width(i),
-                    strides=2 if (i > 0 and j == 0) else 1,
+                    strides=2 if (halves and j == 0) else 1,
                     conv=conv,
                     norm=norm,
                     zero_init_residual=self.zero_init_residual,

@@ -146,3 +146,34 @@ def use_imagenet(config):
   config.augment = recipes.simclr_imagenet(crop_size=224)
   config.train.batch_size = 4096
   config.train.checkpoint_every_steps = 1000
+
+
+def moving_digits_section(**overrides):
+  """The ``video`` section of a moving-digits data config
+  (``ssl_jax.data.video.MovingDigits``'s arguments)."""
+  section = ml_collections.ConfigDict(dict(
+      num_frames=20, frame_size=32, digit_size=16, num_digits=2, speed=2.0,
+      seed=0, num_sequences_train=10000, num_sequences_test=1000))
+  section.update(overrides)
+  return section
+
+
+def use_moving_digits(config):
+  """Videos of coloured digits bouncing in a 32x32 frame
+  (``ssl_jax.data.video``, no download): 20 frames, 2 digits, 10,000
+  training sequences; ResNet-18 at width 1/8 with the CIFAR stem, as the
+  frame encoder. The encoder is evaluated on still frames of one digit each
+  (5,000 train / 1,000 test), labelled with the digit's class."""
+  config.data.source = "moving_digits"
+  config.data.video = moving_digits_section()
+  config.eval.data.source = "moving_digits"
+  config.eval.data.video = moving_digits_section(
+      num_frames=1, num_digits=1, num_sequences_train=5000,
+      num_sequences_test=1000)
+  config.model.depth = 18
+  config.model.width_multiplier = 0.125
+  config.model.stem = "cifar"
+  config.model.conv_impl = "matmul_wgrad"
+  config.augment = recipes.geometric_only(recipes.simclr_cifar(crop_size=32))
+  config.train.batch_size = 32
+  config.train.checkpoint_every_steps = 100

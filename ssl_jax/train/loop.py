@@ -330,6 +330,34 @@ def train_and_evaluate(config, workdir):
     run.checkpointer.close()
 
 
+def load_trained(workdir, eval_config=None):
+  """``(run, state)``: the run saved in ``workdir`` at its latest checkpoint.
+
+  The networks, data and method come from the run's ``config.json``; with
+  ``eval_config``, it replaces the saved ``config.eval``. The run's
+  checkpointer is closed. Raises ConfigError when ``workdir`` holds no run
+  or no checkpoint.
+  """
+  saved = _read_json(os.path.join(workdir, "config.json"))
+  if saved is None or "config" not in saved:
+    raise ConfigError(
+        f"no checkpoint in {workdir} (it holds no run's config.json); train "
+        "first with --mode=train.")
+  run_config = ml_collections.ConfigDict(saved["config"])
+  if eval_config is not None:
+    run_config.eval = eval_config
+  run = Run(run_config, workdir)
+  try:
+    if run.checkpointer.latest_step is None:
+      raise ConfigError(
+          f"no checkpoint in {workdir}/checkpoints; train first with "
+          "--mode=train.")
+    state, _ = run.restore_or_init()
+  finally:
+    run.checkpointer.close()
+  return run, state
+
+
 def evaluate_checkpoint(config, workdir):
   """``--mode=eval``: evaluates the latest checkpoint in ``workdir``.
 
@@ -340,22 +368,6 @@ def evaluate_checkpoint(config, workdir):
   CLI's default) matches any run.
   """
   if config.method:
-    saved = _check_workdir(config, workdir, write=False)
-  else:
-    saved = _read_json(os.path.join(workdir, "config.json"))
-  if saved is None or "config" not in saved:
-    raise ConfigError(
-        f"no checkpoint in {workdir} to evaluate (it holds no run's "
-        "config.json); train first with --mode=train.")
-  run_config = ml_collections.ConfigDict(saved["config"])
-  run_config.eval = config.eval
-  run = Run(run_config, workdir)
-  try:
-    if run.checkpointer.latest_step is None:
-      raise ConfigError(
-          f"no checkpoint in {workdir}/checkpoints to evaluate; train first "
-          "with --mode=train.")
-    state, _ = run.restore_or_init()
-    return evaluate(run, state)
-  finally:
-    run.checkpointer.close()
+    _check_workdir(config, workdir, write=False)
+  run, state = load_trained(workdir, config.eval)
+  return evaluate(run, state)

@@ -372,3 +372,40 @@ def test_classification_and_mae_errors():
 def test_module_exports():
   for name in pretext.__all__:
     assert callable(getattr(pretext, name))
+
+
+def test_colour_by_pointing_matches_numpy():
+  rng = np.random.default_rng(0)
+  target = rng.normal(size=(2, 5, 4)).astype(np.float32)
+  reference = rng.normal(size=(2, 6, 4)).astype(np.float32)
+  ref_colours = np.eye(3, dtype=np.float32)[rng.integers(0, 3, (2, 6))]
+  tgt_colours = np.eye(3, dtype=np.float32)[rng.integers(0, 3, (2, 5))]
+  logits = np.einsum("bje,bie->bji", target, reference) / 0.5
+  attention = np.exp(logits - logits.max(-1, keepdims=True))
+  attention /= attention.sum(-1, keepdims=True)
+  np.testing.assert_allclose(
+      pretext.pointing_attention(target, reference, 0.5), attention, rtol=1e-5)
+  predicted = attention @ ref_colours
+  expected = -np.mean(np.sum(tgt_colours * np.log(predicted + 1e-8), -1))
+  loss, aux = pretext.colour_by_pointing(target, reference, ref_colours,
+                                         tgt_colours, temperature=0.5)
+  np.testing.assert_allclose(loss, expected, rtol=1e-5)
+  np.testing.assert_allclose(
+      aux["accuracy"], np.mean(predicted.argmax(-1) == tgt_colours.argmax(-1)))
+
+
+def test_colour_by_pointing_is_zero_when_pointing_at_the_same_colour():
+  """Each target location embedded like one reference location of its own
+  colour (sharply): the copied colour is the true one, the loss ~0."""
+  reference = np.eye(4, dtype=np.float32) * 30.0
+  order = np.array([2, 0, 3, 1])
+  colours = np.eye(2, dtype=np.float32)[[0, 1, 1, 0]]
+  loss, aux = pretext.colour_by_pointing(reference[order], reference, colours,
+                                         colours[order])
+  assert float(loss) < 1e-6 and float(aux["accuracy"]) == 1.0
+  # Uniform attention copies the mean colour: the loss is its cross-entropy.
+  loss, _ = pretext.colour_by_pointing(np.zeros((4, 3)), np.zeros((4, 3)),
+                                       colours, colours)
+  np.testing.assert_allclose(loss, -math.log(0.5), rtol=1e-5)
+  with pytest.raises(ValueError, match="one width"):
+    pretext.pointing_attention(np.zeros((2, 3)), np.zeros((2, 4)))

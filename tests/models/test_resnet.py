@@ -171,6 +171,22 @@ def test_cifar_and_imagenet_stem_resolutions():
     assert bottleneck["stage4"] == (2, 4, 4, 256)
 
 
+def test_output_stride_caps_the_downsampling_and_keeps_the_parameters():
+    standard = resnet(18, width_multiplier=0.125, stem="cifar")
+    capped = resnet(18, width_multiplier=0.125, stem="cifar", output_stride=4)
+    maps = _feature_map_shapes(capped, 32)
+    assert [maps[f"stage{i}"][1:3] for i in range(1, 5)] == [(32, 32), (16, 16), (8, 8), (8, 8)]
+    x = jax.ShapeDtypeStruct((1, 32, 32, 3), jnp.float32)
+    assert shapes(abstract_variables(capped, x)) == shapes(abstract_variables(standard, x))
+    imagenet = _feature_map_shapes(
+        resnet(18, width_multiplier=0.125, stem="imagenet", output_stride=8), 64)
+    assert imagenet["stage4"][1:3] == (8, 8)
+    for bad in (3, 2):
+        with pytest.raises(ValueError, match="output_stride must be a power of two"):
+            abstract_variables(resnet(18, width_multiplier=0.125, stem="imagenet",
+                                      output_stride=bad), x)
+
+
 def test_parameter_tree_layout():
     model = resnet(50, width_multiplier=0.125, stem="imagenet")
     params = abstract_variables(model, jax.ShapeDtypeStruct((1, 64, 64, 3), jnp.float32))["params"]
@@ -444,5 +460,7 @@ def test_conv_impls_give_the_same_resnet():
 
     results = run(variables["params"], variables["batch_stats"], x)
     ref = results["xla"]
+    # atol 5e-5 of each leaf's largest value: some gradients (of BN shifts
+    # feeding the next BN) are rounding noise around 0 of order 1e-6.
     for impl in ("shifted_matmul", "matmul_wgrad"):
-        assert_trees_close(results[impl], ref, rtol=1e-4, atol_frac=1e-5)
+        assert_trees_close(results[impl], ref, rtol=1e-4, atol_frac=5e-5)
