@@ -105,7 +105,7 @@ def first_frame_labels(masks, num_labels, stride):
                          k).mean(axis=(2, 4))
 
 
-def tracked_masks(method, variables, videos, first, frame_size,
+def tracked_masks(track, variables, videos, first, frame_size,
                   reference="first"):
   """Tracked labels enlarged to the frame, ``(B, T, H, W)``.
 
@@ -113,11 +113,9 @@ def tracked_masks(method, variables, videos, first, frame_size,
   share of frame 0 (a prior correction: thin digit strokes cover a small
   part of their blocks, and a plain argmax would give every block to the
   background).
+  ``track``: ``VideoColorization.track``, jitted once by the caller.
   """
-  import jax  # pylint: disable=g-import-not-at-top
-
-  labels = np.asarray(jax.jit(method.track, static_argnames="reference")(
-      variables, videos, first, reference=reference))
+  labels = np.asarray(track(variables, videos, first, reference=reference))
   return decode_labels(labels, first, frame_size)
 
 
@@ -149,7 +147,10 @@ def tracking_report(run, variables, initial, num_sequences, batch_size=32):
   true masks of every frame at the map's resolution, decoded the same way:
   the best a tracker at that resolution can score); and the first videos'
   frames, tracked masks and true masks."""
+  import jax  # pylint: disable=g-import-not-at-top
+
   method = run.method
+  track = jax.jit(method.track, static_argnames="reference")
   source = run.test_source
   k = source.num_digits + 1
   names = ("trained", "trained_previous", "random_init", "no_tracking",
@@ -163,14 +164,14 @@ def tracking_report(run, variables, initial, num_sequences, batch_size=32):
     masks = np.stack([s["masks"] for s in sequences]).astype(np.int64)
     first = first_frame_labels(masks[:, 0], k, method.stride)
     size = videos.shape[2]
-    trained = tracked_masks(method, variables, videos, first, size)
+    trained = tracked_masks(track, variables, videos, first, size)
     oracle = np.stack([first_frame_labels(masks[:, i], k, method.stride)
                        for i in range(videos.shape[1])], axis=1)
     predictions = {
         "trained": trained,
-        "trained_previous": tracked_masks(method, variables, videos, first,
+        "trained_previous": tracked_masks(track, variables, videos, first,
                                           size, reference="previous"),
-        "random_init": tracked_masks(method, initial, videos, first, size),
+        "random_init": tracked_masks(track, initial, videos, first, size),
         "no_tracking": np.repeat(trained[:, :1], videos.shape[1], axis=1),
         "oracle": decode_labels(oracle, first, size),
     }

@@ -176,10 +176,14 @@ class Method:
     self.view_recipes = (config.augment, second)
     self.network = None
 
+  def init_inputs(self, image_shape):
+    """A batch of 2 dummy network inputs for ``image_shape`` records."""
+    size = self.view_recipes[0].crop_size
+    return jnp.zeros((2, size, size, image_shape[-1]), jnp.float32)
+
   def init_state(self, rng, image_shape, tx):
     init_rng, state_rng = jax.random.split(rng)
-    size = self.view_recipes[0].crop_size
-    dummy = jnp.zeros((2, size, size, image_shape[-1]), jnp.float32)
+    dummy = self.init_inputs(image_shape)
     # One compiled program: op-by-op init compiles a PRNG kernel per shape.
     variables = jax.jit(self.network.init, static_argnames="train")(
         init_rng, dummy, train=False)

@@ -60,6 +60,21 @@ class EncoderDecoder(nn.Module):
     return self.encoder(images, train=False)
 
 
+def build_decoder(backbone, model_config, output_size, out_channels,
+                  bn_axis_name):
+  """The upsampling decoder from ``backbone``'s last map to ``output_size``
+  pixels: its widths are the ResNet's stage widths in reverse."""
+  stages = len(backbone.stage_sizes)
+  widths = [backbone.stage_width(i) for i in reversed(range(stages - 1))]
+  return models.UpsamplingDecoder(
+      output_size=output_size,
+      widths=widths or [backbone.stage_width(0)],
+      out_channels=out_channels,
+      bn_axis_name=bn_axis_name,
+      dtype=base.compute_dtype(model_config.dtype),
+      conv_impl=model_config.conv_impl)
+
+
 def denormalize(views, recipe):
   """Normalised views -> pixels in [0, 1] (``x * std + mean``)."""
   mean = jnp.asarray(recipe.mean, jnp.float32)
@@ -92,17 +107,10 @@ class ImageToImageMethod(base.Method):
       raise ValueError(
           f"config.augment.crop_size={crop} is not a multiple of the output "
           f"stride {self.output_stride} of {self.name}.")
-    stages = len(backbone.stage_sizes)
-    widths = [backbone.stage_width(i) for i in reversed(range(stages - 1))]
     self.network = EncoderDecoder(
         encoder=self.wrap_encoder(backbone),
-        decoder=models.UpsamplingDecoder(
-            output_size=crop // self.output_stride,
-            widths=widths or [backbone.stage_width(0)],
-            out_channels=self.output_channels(config),
-            bn_axis_name=axis_name,
-            dtype=base.compute_dtype(config.model.dtype),
-            conv_impl=config.model.conv_impl),
+        decoder=build_decoder(backbone, config.model, crop // self.output_stride,
+                              self.output_channels(config), axis_name),
         num_classes=num_classes)
 
   # -- What a subclass defines. ---------------------------------------------

@@ -17,7 +17,6 @@ import jax.numpy as jnp
 
 from ssl_jax import augment
 from ssl_jax.methods import base
-from ssl_jax.train import state as state_lib
 
 
 class VideoMethod(base.Method):
@@ -55,15 +54,13 @@ class VideoMethod(base.Method):
           f"the data set's have {image_shape[0]}. Use longer videos or fewer "
           "frames in the method's config section.")
 
-  def init_state(self, rng, image_shape, tx):
+  def init_inputs(self, image_shape):
+    """Dummy clips ``(2, network_frames(), size, size, C)``, once
+    ``image_shape`` is checked to be that of videos."""
     self.check_video_shape(image_shape)
-    init_rng, state_rng = jax.random.split(rng)
     size = self.view_recipes[0].crop_size
-    dummy = jnp.zeros((2, self.network_frames(), size, size, image_shape[-1]),
-                      jnp.float32)
-    variables = jax.jit(self.network.init, static_argnames="train")(
-        init_rng, dummy, train=False)
-    return state_lib.create_train_state(state_rng, variables, tx)
+    return jnp.zeros((2, self.network_frames(), size, size, image_shape[-1]),
+                     jnp.float32)
 
   def frames(self, videos):
     """uint8 ``(B, T, H, W, C)`` -> normalised test-time views, float32."""
@@ -84,8 +81,8 @@ def clip_starts(keys, num_frames, clip_length):
       k, (), 0, num_frames - clip_length + 1))(keys)
 
 
-def take_frames(videos, starts, offsets):
-  """``videos[b, starts[b] + offsets]`` for every b: ``(B, len(offsets), ...)``."""
-  index = starts[:, None] + jnp.asarray(offsets)[None, :]
+def take_frames(videos, index):
+  """``videos[b, index[b]]`` for every b: ``(B, K, ...)`` from ``index``
+  ``(B, K)`` frame numbers."""
   return jnp.take_along_axis(
       videos, index.reshape(index.shape + (1,) * (videos.ndim - 2)), axis=1)

@@ -139,9 +139,7 @@ class VideoColorization(video_base.VideoMethod):
     starts = jax.vmap(lambda k, g: jax.random.randint(
         k, (), 0, videos.shape[1] - g))(start_keys, gaps)
     index = jnp.stack([starts, starts + gaps], axis=1)
-    frames = jnp.take_along_axis(
-        videos, index.reshape(index.shape + (1, 1, 1)), axis=1)
-    return self.frames(frames)
+    return self.frames(video_base.take_frames(videos, index))
 
   def loss_fn(self, params, state, keys, images, labels, axis_name):
     pairs = self.pairs(keys, images)

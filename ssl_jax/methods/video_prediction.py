@@ -42,8 +42,8 @@ import jax.numpy as jnp
 from jax import lax
 
 from ssl_jax import losses
-from ssl_jax import models
 from ssl_jax.methods import base
+from ssl_jax.methods import image_to_image
 from ssl_jax.methods import video_base
 from ssl_jax.train import probe as probe_lib
 
@@ -149,17 +149,11 @@ class VideoPrediction(video_base.VideoMethod):
           "config.video_prediction.num_observed and num_predicted must be "
           f"at least 1, got {self.num_observed} and {self.num_predicted}.")
     backbone = base.build_backbone(config.model, bn_axis_name=axis_name)
-    stages = len(backbone.stage_sizes)
-    widths = [backbone.stage_width(i) for i in reversed(range(stages - 1))]
     self.network = VideoPredictor(
         encoder=backbone,
-        decoder=models.UpsamplingDecoder(
-            output_size=config.augment.crop_size,
-            widths=widths or [backbone.stage_width(0)],
-            out_channels=len(config.augment.mean),
-            bn_axis_name=axis_name,
-            dtype=base.compute_dtype(config.model.dtype),
-            conv_impl=config.model.conv_impl),
+        decoder=image_to_image.build_decoder(
+            backbone, config.model, config.augment.crop_size,
+            len(config.augment.mean), axis_name),
         num_observed=self.num_observed,
         num_predicted=self.num_predicted,
         lstm_features=int(settings.lstm_features),
@@ -173,7 +167,8 @@ class VideoPrediction(video_base.VideoMethod):
     ``(normalised clips, the same frames as pixels in [0, 1])``."""
     length = self.min_frames()
     starts = video_base.clip_starts(keys, videos.shape[1], length)
-    frames = video_base.take_frames(videos, starts, jnp.arange(length))
+    frames = video_base.take_frames(videos,
+                                    starts[:, None] + jnp.arange(length))
     return self.frames(frames), frames.astype(jnp.float32) / 255.0
 
   def loss_fn(self, params, state, keys, images, labels, axis_name):
