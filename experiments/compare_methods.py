@@ -1,10 +1,12 @@
 """Every method pretrained on CIFAR-10 through the CLI, at one small budget.
 
 Runs ``python -m ssl_jax.main --config=configs/<method>.py:cifar10`` for each
-method with the same overrides (backbone width, batch, steps, evaluation
+method (``method:preset`` names another preset, e.g.
+``temporal_order:prediction``, whose workdir is ``method_preset``) with the
+same overrides (backbone width, batch, steps, evaluation
 subset), one workdir per method, and writes a markdown table (method, steps,
-wall time, kNN, linear, random-init floor, online probe, collapse) and a
-JSON file. A rerun skips methods whose workdir already holds ``eval.json``.
+wall time, kNN, linear, random-init floor, online probe, held-out pretext
+accuracy for the context methods, collapse) and a JSON file. A rerun skips methods whose workdir already holds ``eval.json``.
 
     python experiments/compare_methods.py --out=experiments/results/cifar10_methods
 
@@ -41,7 +43,12 @@ METHODS = ("simclr", "simclr_v2", "moco", "byol", "simsiam", "barlow_twins",
 # 500 steps with the short-run momentum and lr of its `:digits` preset.
 SIMSIAM_WIDTHS = {"simsiam.proj_hidden_dim": 256, "simsiam.proj_dim": 256,
                   "simsiam.pred_hidden_dim": 64}
+# Rotation classifies 4 rotated views of each image (512 views a step at
+# batch 128), so it gets 300 steps. Temporal order reads 3 or 4 frames of
+# each video; batch 32 and 600 steps keep it near the others' cost.
 METHOD_DEPARTURES = {
+    "rotation": {"train.num_steps": 300},
+    "temporal_order": {"train.batch_size": 32, "train.num_steps": 600},
     "byol": {"train.num_steps": 500, "byol.base_momentum": 0.99,
              "optim.base_lr": 1.0},
     "simsiam": {"train.num_steps": 1000, "optim.base_lr": 0.1,
@@ -69,14 +76,15 @@ def overrides(args, method):
   return [f"--config.{name}={value}" for name, value in fields.items()]
 
 
-def run_method(method, args):
-  workdir = os.path.join(args.workdir_root, method)
+def run_cli(config, workdir, flags):
+  """Runs ``python -m ssl_jax.main --config=<config>`` in ``workdir`` unless
+  the workdir already holds ``eval.json``; returns that report with the run's
+  wall time (``wall_s``)."""
   report_path = os.path.join(workdir, "eval.json")
   timing_path = os.path.join(workdir, "wall_time.json")
   if not os.path.exists(report_path):
-    command = [sys.executable, "-m", "ssl_jax.main",
-               f"--config=configs/{method}.py:{args.preset}",
-               f"--workdir={workdir}", *overrides(args, method)]
+    command = [sys.executable, "-m", "ssl_jax.main", f"--config={config}",
+               f"--workdir={workdir}", *flags]
     print(" ".join(command), flush=True)
     start = time.perf_counter()
     subprocess.run(command, check=True)
@@ -90,36 +98,62 @@ def run_method(method, args):
   return report
 
 
-def departures(method):
-  items = METHOD_DEPARTURES.get(method, {}).items()
+def run_method(spec, args):
+  """Runs ``spec``: a method (its ``--preset``) or ``method:preset``."""
+  method, _, preset = spec.partition(":")
+  return run_cli(f"configs/{method}.py:{preset or args.preset}",
+                 os.path.join(args.workdir_root, spec.replace(":", "_")),
+                 overrides(args, method))
+
+
+def departures(spec):
+  items = METHOD_DEPARTURES.get(spec.partition(":")[0], {}).items()
   return ", ".join(f"{name}={value}" for name, value in items) or "-"
 
 
 def table(reports, args):
   lines = [
-      f"CIFAR-10, ResNet-18 (CIFAR stem) at width {args.width}, batch "
+      f"Pretrained on {args.preset} unless the data column says otherwise; "
+      f"ResNet-18 (CIFAR stem) at width {args.width}, batch "
       f"{args.batch_size}, {args.steps} steps unless the departures column "
       "says otherwise; kNN (k=200, t=0.1) and linear "
       f"probe on {args.eval_train} train / {args.eval_test} test images "
       "(class-balanced subsets); the floor is the same encoder at random "
       "init; wall time includes compilation and evaluation.",
       "",
-      "| method | steps | wall time | kNN top-1 | linear top-1 | floor kNN / "
-      "linear | online probe | effective rank | collapse | departures |",
-      "|---|---|---|---|---|---|---|---|---|---|",
+      "| method | data | steps | wall time | kNN top-1 | linear top-1 | floor kNN / "
+      "linear | online probe | pretext (floor) | effective rank | collapse | "
+      "departures |",
+      "|---|---|---|---|---|---|---|---|---|---|---|---|",
   ]
   for method, r in reports.items():
     p, f = r["protocols"], r["random_init"]
     c = p.get("collapse", {})
+    online = f"{p['online']['top1']:.4f}" if "online" in p else "-"
+    pretext = "-"
+    if "pretext" in p:
+      pretext = f"{p['pretext']['top1']:.4f} ({f['pretext']['top1']:.4f})"
     lines.append(
-        f"| {method} | {r['steps']} | {r['wall_s'] / 60:.1f} min | "
+        f"| {method} | {r['pretrain_dataset']} | {r['steps']} | "
+        f"{r['wall_s'] / 60:.1f} min | "
         f"{p['knn']['top1']:.4f} | {p['linear']['top1']:.4f} | "
         f"{f['knn']['top1']:.4f} / {f['linear']['top1']:.4f} | "
-        f"{p.get('online', {}).get('top1', float('nan')):.4f} | "
+        f"{online} | {pretext} | "
         f"{c.get('effective_rank', float('nan')):.1f} of {c.get('dim', '?')} | "
         f"{'yes' if r.get('collapse_during_pretraining') else 'no'} | "
         f"{departures(method)} |")
   return "\n".join(lines)
+
+
+def write_results(out, text, rows):
+  """Writes the table ``<out>.md`` and ``rows`` as ``<out>.json``, and
+  prints the table."""
+  os.makedirs(os.path.dirname(out) or ".", exist_ok=True)
+  with open(out + ".md", "w") as f:
+    f.write(text + "\n")
+  with open(out + ".json", "w") as f:
+    json.dump(rows, f, indent=1)
+  print(text, flush=True)
 
 
 def main():
@@ -151,13 +185,7 @@ def main():
   for method in [m for m in args.methods.split(",") if m]:
     reports[method] = (previous[method] if method in copied
                        else run_method(method, args))
-    text = table(reports, args)
-    os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
-    with open(args.out + ".md", "w") as f:
-      f.write(text + "\n")
-    with open(args.out + ".json", "w") as f:
-      json.dump(reports, f, indent=1)
-    print(text, flush=True)
+    write_results(args.out, table(reports, args), reports)
 
 
 if __name__ == "__main__":

@@ -46,6 +46,8 @@ from ssl_jax.augment.color import _check_image
 Array = jax.Array
 Size = Union[int, Tuple[int, int]]
 
+# jigsaw_tiles(normalize_tiles=True) divides by max(std, TILE_STD_FLOOR).
+TILE_STD_FLOOR = 0.01
 # Relative-position labels 0..7: the eight neighbours of the centre cell in
 # reading order, as (row, column) steps of one cell.
 NEIGHBOUR_OFFSETS = ((-1, -1), (-1, 0), (-1, 1),
@@ -123,7 +125,10 @@ def jigsaw_tiles(key: Array, image: Array, permutation: Array, tile_size: int,
     jitter: random (True) or centred (False) tile offsets.
     normalize_tiles: standardise each tile per channel to zero mean and
       unit standard deviation (the paper does this to remove low-level
-      shortcuts); a constant channel is only centred.
+      shortcuts). The standard deviation is floored at
+      ``TILE_STD_FLOOR`` (0.01, under one grey level of a normalised
+      uint8 image): a flat channel is only centred, and the rounding noise
+      of a nearly flat one is not blown up to unit scale.
 
   Returns:
     ``(grid^2, tile_size, tile_size, C)``.
@@ -178,7 +183,7 @@ def _jigsaw_tiles(uniforms, image: Array, permutation: Array, tile_size: int,
   if normalize_tiles:
     mean = jnp.mean(tiles, axis=(1, 2), keepdims=True)
     std = jnp.std(tiles, axis=(1, 2), keepdims=True)
-    tiles = (tiles - mean) / jnp.where(std > 0, std, 1.0)
+    tiles = (tiles - mean) / jnp.maximum(std, TILE_STD_FLOOR)
   return jnp.take(tiles, jnp.asarray(permutation, jnp.int32), axis=0)
 
 

@@ -12,6 +12,7 @@ from ssl_jax.data.pipeline import TrainIterator
 from ssl_jax.data.pipeline import TrainLoader
 from ssl_jax.data.pipeline import iterate_batches
 from ssl_jax.data.pipeline import make_train_loader
+from ssl_jax.data.pipeline import read_records
 from ssl_jax.data.sources import VALID_SOURCES
 from ssl_jax.data.sources import ArraySource
 from ssl_jax.data.sources import TfdsSource
@@ -38,6 +39,7 @@ __all__ = [
     "load_npz",
     "load_tfds",
     "make_train_loader",
+    "read_records",
     "write_tfds_from_npz",
 ]
 

@@ -51,6 +51,7 @@ __all__ = [
     "TrainIterator",
     "make_train_loader",
     "iterate_batches",
+    "read_records",
 ]
 
 _STATE_VERSION = 1
@@ -77,34 +78,49 @@ class _HostRows:
     return global_indices[self.start:self.stop]
 
 
+def read_records(source: Any, indices: np.ndarray) -> dict[str, np.ndarray]:
+  """The records of ``source`` at ``indices``, stacked.
+
+  Returns ``{"image": uint8 (n, ...), "label": int32 (n,), "index": int32
+  (n,)}``: ``index`` is each record's index in ``source``, for methods that
+  keep per-example state (DeepCluster's pseudo-labels). A source with
+  ``read_batch`` (:class:`~ssl_jax.data.sources.ArraySource`,
+  :class:`~ssl_jax.data.video.MovingDigits`) reads with it.
+  """
+  indices = np.asarray(indices)
+  read_batch = getattr(source, "read_batch", None)
+  if read_batch is not None:  # ArraySource: one gather per array.
+    return dict(read_batch(indices), index=indices.astype(np.int32))
+  get_many = getattr(source, "__getitems__", None)
+  if get_many is not None:
+    records = get_many([int(i) for i in indices])
+  else:
+    records = [source[int(i)] for i in indices]
+  shapes = {np.shape(r["image"]) for r in records}
+  if len(shapes) != 1:
+    raise ValueError(
+        f"{source!r} returned images of different shapes "
+        f"{sorted(shapes)} in one batch. The pipeline batches images as "
+        "they are stored; variable-size datasets need a source whose "
+        "images share one shape (resize or crop them when writing the "
+        "dataset)."
+    )
+  return {
+      "image": np.stack([np.asarray(r["image"], np.uint8) for r in records]),
+      "label": np.asarray([r["label"] for r in records], dtype=np.int32),
+      "index": indices.astype(np.int32),
+  }
+
+
 class _ReadBatch:
-  """Reads the records at a batch of indices and stacks them."""
+  """Reads the records at a batch of indices and stacks them
+  (:func:`read_records`; picklable for grain's worker processes)."""
 
   def __init__(self, source: Any):
     self.source = source
 
   def __call__(self, indices: np.ndarray) -> dict[str, np.ndarray]:
-    read_batch = getattr(self.source, "read_batch", None)
-    if read_batch is not None:  # ArraySource: one gather per array.
-      return read_batch(indices)
-    get_many = getattr(self.source, "__getitems__", None)
-    if get_many is not None:
-      records = get_many([int(i) for i in indices])
-    else:
-      records = [self.source[int(i)] for i in indices]
-    shapes = {np.shape(r["image"]) for r in records}
-    if len(shapes) != 1:
-      raise ValueError(
-          f"{self.source!r} returned images of different shapes "
-          f"{sorted(shapes)} in one batch. The pipeline batches images as "
-          "they are stored; variable-size datasets need a source whose "
-          "images share one shape (resize or crop them when writing the "
-          "dataset)."
-      )
-    return {
-        "image": np.stack([np.asarray(r["image"], np.uint8) for r in records]),
-        "label": np.asarray([r["label"] for r in records], dtype=np.int32),
-    }
+    return read_records(self.source, indices)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -114,7 +130,8 @@ class TrainLoader:
   Create with :func:`make_train_loader`. ``iter(loader)`` returns a new
   :class:`TrainIterator` positioned at batch 0; call its ``set_state`` to
   resume. Yields ``{"image": uint8 (local_batch_size, H, W, C),
-  "label": int32 (local_batch_size,)}``.
+  "label": int32 (local_batch_size,), "index": int32 (local_batch_size,)}``,
+  ``index`` the records' indices in ``source``.
   """
 
   source: Any
@@ -298,7 +315,8 @@ def make_train_loader(
 
   See the module docstring for the exact order. Properties:
 
-  * each local batch is ``{"image": uint8 (b, H, W, C), "label": int32 (b,)}``
+  * each local batch is ``{"image": uint8 (b, H, W, C), "label": int32 (b,),
+    "index": int32 (b,)}`` (``index``: the records' indices in ``source``)
     with ``b = global_batch_size // process_count``;
   * the order is a deterministic function of ``seed``, ``len(source)`` and
     ``global_batch_size`` only -- not of ``process_count``, ``worker_count``

@@ -12,6 +12,8 @@ Modules (every reported number names its protocol in the docstrings there):
 * :mod:`ssl_jax.eval.collapse` -- complete and dimensional collapse
   diagnostics (SimSiam; Jing et al. 2022; Roy & Vetterli 2007):
   :func:`embedding_std`, :func:`singular_spectrum`, :func:`effective_rank`.
+* :mod:`ssl_jax.eval.clustering` -- PCA whitening, k-means on device and
+  NMI (DeepCluster's pseudo-labels, Caron et al. 2018).
 
 The probe *function* is deliberately not re-exported here: binding it to the
 package name ``linear_probe`` would shadow the submodule of the same name, and

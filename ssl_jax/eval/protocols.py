@@ -15,7 +15,10 @@ collapse        std of L2-normalised features, singular spectrum and
 ==============  ==========================================================
 
 plus ``online``: the stop-gradient probe trained during pretraining, read
-from the run's logs (never recomputed, always labelled "online").
+from the run's logs (never recomputed, always labelled "online"), and
+``pretext``: for methods with a pretext classifier (rotation, jigsaw, ...),
+the accuracy of that classifier on held-out pretraining data
+(:func:`pretext_accuracy`).
 ``evaluate`` runs them on an encoder's variables; ``write_report`` writes
 ``eval.json`` and ``eval.md``; ``format_table`` is the markdown table.
 """
@@ -26,6 +29,7 @@ import os
 import jax
 import numpy as np
 
+from ssl_jax.data import pipeline
 from ssl_jax.eval import collapse
 from ssl_jax.eval import finetune as finetune_lib
 from ssl_jax.eval import knn
@@ -169,6 +173,32 @@ def evaluate(method, variables, train_arrays, test_arrays, num_classes,
     result["protocol"] = describe(protocol, eval_config, result)
     results[protocol] = result
   return results
+
+
+def pretext_accuracy(method, variables, images, batch_size, seed=0):
+  """Held-out accuracy of ``method``'s pretext classifier.
+
+  Runs ``method.pretext_accuracy(variables, keys, images)`` (per-example
+  accuracy, evaluation mode) over ``images`` (uint8, the pretraining data's
+  test split) in batches of ``batch_size``, each example's pretext draw
+  (rotation, permutation, frame order) seeded by ``seed`` and its index.
+
+  Returns:
+    ``{'top1': accuracy, 'protocol': description}``.
+  """
+  accuracy_fn = jax.jit(method.pretext_accuracy)
+  base_key = jax.random.PRNGKey(seed)
+  correct = 0.0
+  labels = np.zeros(len(images), np.int32)
+  for i, batch in enumerate(
+      pipeline.iterate_batches(images, labels, batch_size)):
+    indices = i * batch_size + np.arange(batch_size)
+    keys = jax.vmap(jax.random.fold_in, in_axes=(None, 0))(base_key, indices)
+    per_example = np.asarray(accuracy_fn(variables, keys, batch["image"]))
+    correct += float(np.sum(per_example * batch["mask"]))
+  return {"top1": correct / len(images),
+          "protocol": f"pretext-task accuracy on {len(images)} held-out "
+                      "pretraining examples (one seeded draw each)"}
 
 
 def format_table(report):

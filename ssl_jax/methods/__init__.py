@@ -21,6 +21,11 @@ METHODS = {
     "super_resolution": "super_resolution:SuperResolution",
     "video_prediction": "video_prediction:VideoPrediction",
     "video_colorization": "video_colorization:VideoColorization",
+    "rotation": "rotation:Rotation",
+    "relative_position": "relative_position:RelativePosition",
+    "jigsaw": "jigsaw:Jigsaw",
+    "temporal_order": "temporal_order:TemporalOrder",
+    "deepcluster": "deepcluster:DeepCluster",
 }
 
 

@@ -9,6 +9,7 @@ A method is an object with
         -> (loss, (state_updates, metrics))
     after_update(state, axis_name) -> state
     encode(variables, images_uint8) -> features     (evaluation, no grad)
+    refresh(run, state, step) -> (state, scalars or None)   (host, between steps)
 
 and ``ssl_jax.train.step.make_train_step`` runs it data-parallel. A method
 file subclasses ``Method``, builds its networks in ``__init__`` and writes
@@ -166,6 +167,12 @@ class Method:
 
   name = None
   target_modules = ()
+  # True: the step's ``labels`` are ``{"label": class, "index": the record's
+  # index in the training set}`` (int32 each), for methods with per-example
+  # state in ``TrainState.extra`` (DeepCluster's pseudo-labels); such a
+  # method's ``init_state`` also takes ``num_examples=``, the number of
+  # training records. False: ``labels`` is the int32 class array.
+  uses_example_index = False
 
   def __init__(self, config, num_classes, total_steps, axis_name=BATCH_AXIS):
     self.config = config
@@ -229,6 +236,26 @@ class Method:
     if not self.target_modules:
       return state
     return momentum_lib.update_target(state, self.momentum(state.step - 1))
+
+  def refresh(self, run, state, step):
+    """Host-side state update before optimizer step ``step``; identity here.
+
+    ``ssl_jax.train.loop.train`` calls it before every step (a resumed run
+    from its first step on). A method that updates its state from the
+    whole training set (DeepCluster reclusters once per epoch) does it here,
+    with the run's pieces (``run.tx``, ``run.mesh``, and
+    ``run.training_set_features``); arrays it puts into the state go back
+    replicated on ``run.mesh`` (``ssl_jax.train.step.replicate``), with the
+    structure, shapes and dtypes they had, so the step does not recompile.
+    Everything it does must follow from ``state`` and ``step`` alone, so
+    that a resumed run repeats it exactly.
+
+    Returns:
+      ``(state, scalars)``: ``scalars`` a dict the loop logs at ``step``
+      (metrics file and ``logging.info``), or None when nothing happened.
+    """
+    del run, step
+    return state, None
 
   def common_metrics(self, probe_logits, labels, embeddings, axis_name):
     """The online probe's loss and the metrics every method logs.

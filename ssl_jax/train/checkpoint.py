@@ -6,9 +6,15 @@ JSON), so a restarted run resumes at the same parameters *and* the same data
 position. Saves are asynchronous; orbax writes to a temporary directory and
 renames it when complete, so a crash never leaves a half-written step that
 looks valid, and the oldest step is removed only after a newer one finished.
+
+A checkpoint written before a TrainState field was added (``extra``) lacks
+that field; it restores as long as the method leaves the field None.
 """
 
+import dataclasses
+from typing import Any
 
+import flax
 import jax
 import orbax.checkpoint as ocp
 
@@ -23,7 +29,9 @@ class Checkpointer:
         enable_async_checkpointing=True,
     )
     self._manager = ocp.CheckpointManager(
-        directory, options=options, item_names=("state", "data"))
+        directory, options=options,
+        item_handlers={"state": ocp.StandardCheckpointHandler(),
+                       "data": ocp.JsonCheckpointHandler()})
 
   @property
   def latest_step(self):
@@ -47,20 +55,49 @@ class Checkpointer:
     (e.g. ``jax.tree.map(ocp.utils.to_shape_dtype_struct, state)``).
     """
     step = self.latest_step if step is None else step
+    saved = self._manager.item_metadata(step)["state"]
+    target = _saved_fields(abstract_state,
+                           None if saved is None else set(saved.keys()))
     restored = self._manager.restore(
         step,
         args=ocp.args.Composite(
-            state=ocp.args.StandardRestore(abstract_state),
+            state=ocp.args.StandardRestore(target),
             data=ocp.args.JsonRestore(),
         ),
     )
-    return restored["state"], _decode_data_state(restored["data"])
+    state = restored["state"]
+    if target is not abstract_state:
+      state = abstract_state.replace(**{
+          f.name: getattr(state, f.name) for f in dataclasses.fields(target)})
+    return state, _decode_data_state(restored["data"])
 
   def wait(self):
     self._manager.wait_until_finished()
 
   def close(self):
     self._manager.close()
+
+
+def _saved_fields(abstract_state, saved_names):
+  """The restore target: ``abstract_state`` without the dataclass fields a
+  checkpoint lacks (written before they existed), which must be None."""
+  if saved_names is None or not dataclasses.is_dataclass(abstract_state):
+    return abstract_state
+  names = [f.name for f in dataclasses.fields(abstract_state)]
+  missing = [n for n in names if n not in saved_names]
+  if not missing:
+    return abstract_state
+  used = [n for n in missing if getattr(abstract_state, n) is not None]
+  if used:
+    raise ValueError(
+        f"the checkpoint has no TrainState field(s) {used}, which this run "
+        "uses: it was written by an older version or another method; "
+        "restore it with the code and config that wrote it, or start a new "
+        "--workdir.")
+  kept = [n for n in names if n not in missing]
+  saved_class = flax.struct.dataclass(
+      type("SavedTrainState", (), {"__annotations__": dict.fromkeys(kept, Any)}))
+  return saved_class(**{n: getattr(abstract_state, n) for n in kept})
 
 
 def abstract_like(state):

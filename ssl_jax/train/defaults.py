@@ -112,6 +112,15 @@ def warmup_epochs(config, epochs, num_train_examples):
       epochs * (num_train_examples // config.train.batch_size))
 
 
+def use_sgd(config, base_lr, weight_decay, momentum=0.9):
+  """Plain SGD with momentum at ``base_lr`` (not scaled by the batch size)."""
+  config.optim.name = "sgd"
+  config.optim.base_lr = base_lr
+  config.optim.lr_scaling = "none"
+  config.optim.weight_decay = weight_decay
+  config.optim.momentum = momentum
+
+
 def use_digits(config):
   """The scikit-learn digits (no download): ResNet-10 at width 1/4, 8x8 views."""
   config.data.source = "digits"

@@ -126,6 +126,7 @@ class Run:
       raise ConfigError(str(e)) from None
     self.extractor_factory = representation.extractor_factory(
         config.eval.batch_size)
+    self._local_mesh = None  # built by training_set_features
     validate_config(config, self.mesh.devices.size, len(self.train_source))
     self.num_classes = self.train_source.num_classes
     self.total_steps = total_steps(config, len(self.train_source))
@@ -144,10 +145,38 @@ class Run:
         save_every_steps=config.train.checkpoint_every_steps)
 
   def initial_state(self):
+    # A method with per-example state sizes it by the training set.
+    per_example = ({"num_examples": len(self.train_source)}
+                   if self.method.uses_example_index else {})
     state = self.method.init_state(
         jax.random.PRNGKey(self.config.seed),
-        self.train_source.image_shape, self.tx)
+        self.train_source.image_shape, self.tx, **per_example)
     return step_lib.replicate(state, self.mesh)
+
+  def training_set_features(self, encode_fn, variables, chunk_size=8192):
+    """Features of every training record, in index order, and its labels.
+
+    ``encode_fn(variables, images_uint8) -> (B, D)`` runs compiled once on
+    this host's devices (``run.extractor_factory``, batches of
+    ``config.eval.batch_size``) over the records read ``chunk_size`` at a
+    time (``data.read_records``), so the images are never all in memory.
+    ``variables`` are host arrays. Every host computes all N rows.
+
+    Returns:
+      ``(features float32 (N, D), labels int32 (N,))``.
+    """
+    if self._local_mesh is None:
+      self._local_mesh = step_lib.make_mesh(jax.local_devices())
+    extract = self.extractor_factory(encode_fn, self._local_mesh)
+    features, labels = [], []
+    num_records = len(self.train_source)
+    for start in range(0, num_records, chunk_size):
+      records = data.read_records(
+          self.train_source,
+          np.arange(start, min(start + chunk_size, num_records)))
+      features.append(extract(variables, records["image"]))
+      labels.append(records["label"])
+    return np.concatenate(features), np.concatenate(labels)
 
   def restore_or_init(self):
     """Latest checkpoint if there is one, else the step-0 state."""
@@ -162,8 +191,10 @@ class Run:
 def train(run, stop_after_step=None):
   """Trains to ``run.total_steps``; returns the final state and images/s.
 
-  ``stop_after_step`` ends the run early, with a checkpoint, as a preempted
-  run would (the schedule still spans ``run.total_steps``).
+  Before every step the method's ``refresh`` hook may update the state
+  (DeepCluster reclusters once per epoch); the scalars it returns are logged
+  at that step. ``stop_after_step`` ends the run early, with a checkpoint,
+  as a preempted run would (the schedule still spans ``run.total_steps``).
   """
   config = run.config
   _check_workdir(config, run.workdir)
@@ -193,9 +224,16 @@ def train(run, stop_after_step=None):
   end_step = run.total_steps if stop_after_step is None else min(
       stop_after_step, run.total_steps)
   for step in range(start_step, end_step):
+    state, refreshed = run.method.refresh(run, state, step)
+    if refreshed:
+      logger.write(step, refreshed)
+      logging.info("step %d: %s", step, ", ".join(
+          f"{k}={v:.4g}" for k, v in sorted(refreshed.items())))
     batch = next(iterator)
-    images, labels = step_lib.shard_batch(
-        (batch["image"], batch["label"]), run.mesh)
+    labels = batch["label"]
+    if run.method.uses_example_index:
+      labels = {"label": labels, "index": batch["index"]}
+    images, labels = step_lib.shard_batch((batch["image"], labels), run.mesh)
     state, metrics = train_step(state, images, labels)
     done = step + 1
     if timed_from is None:  # the first step compiles: time from its end
@@ -264,15 +302,26 @@ def evaluate(run, state, images_per_sec=None):
                                                       "label_subsets")
   eval_dataset = dataset_name(run.eval_data_config)
 
+  pretext_images = None
+  if hasattr(run.method, "pretext_accuracy"):
+    pretext_images, _ = _eval_subset(
+        *data.as_arrays(run.test_source), eval_config.max_test_examples,
+        eval_config.subset_seed)
+
   def evaluate_state(s, names, plot_prefix):
     variables = {"params": s.params, "batch_stats": s.batch_stats}
     variables = jax.tree.map(lambda x: np.asarray(x.addressable_data(0)),
                              variables)
-    return protocols.evaluate(
+    results = protocols.evaluate(
         run.method, variables, train_arrays, test_arrays,
         run.eval_num_classes, eval_config, names, run.extractor_factory, mesh,
         seed=config.seed, subset_dir=subset_dir, dataset=eval_dataset,
         plot_prefix=plot_prefix)
+    if pretext_images is not None:
+      results["pretext"] = protocols.pretext_accuracy(
+          run.method, variables, pretext_images, eval_config.batch_size,
+          seed=config.seed)
+    return results
 
   trained = evaluate_state(state, requested,
                            os.path.join(run.workdir, ""))

@@ -38,15 +38,17 @@ class MetricsLogger:
 
 
 def read_metrics(path):
-  """Reads ``metrics.jsonl``; a step logged twice (a resumed run repeats the
-  steps after its last checkpoint) keeps its last record."""
+  """Reads ``metrics.jsonl``, one record per step: the records of a step
+  are merged, later values winning (a resumed run repeats the steps after
+  its last checkpoint; a method's ``refresh`` logs its own scalars, e.g.
+  DeepCluster's NMI, at the step that its training metrics also reach)."""
   by_step = {}
   if os.path.exists(path):
     with open(path) as f:
       for line in f:
         if line.strip():
           record = json.loads(line)
-          by_step[record["step"]] = record
+          by_step.setdefault(record["step"], {}).update(record)
   return [by_step[s] for s in sorted(by_step)]
 
 

@@ -29,6 +29,15 @@ class TrainState:
     ema_batch_stats: their BatchNorm statistics.
     queue: MoCo negative-key queue, shape (K, D), identical on every replica.
     queue_ptr: position of the next enqueue in ``queue`` (int32 scalar).
+    extra: method-specific state that is neither networks nor optimizer,
+      a dict of arrays (None when unused), replicated, checkpointed and
+      restored like every other field. The step reads it; a method's
+      ``refresh`` hook (``ssl_jax.methods.base.Method.refresh``), run by
+      the loop between steps, may rewrite it. DeepCluster keeps there its
+      pseudo-labels (``assignments``, int32 ``(N,)`` over the training
+      records) and the per-cluster loss weights. Its structure, shapes and
+      dtypes must stay those of the step-0 state (one compiled step, and
+      the restore target of a checkpoint).
   """
 
   step: jax.Array
@@ -40,6 +49,7 @@ class TrainState:
   ema_batch_stats: Any = None
   queue: Any = None
   queue_ptr: Any = None
+  extra: Any = None
 
 
 def create_train_state(rng, variables, tx, **extra_fields):
@@ -50,7 +60,8 @@ def create_train_state(rng, variables, tx, **extra_fields):
     variables: ``{'params': ..., 'batch_stats': ...}`` from ``module.init``
       (``batch_stats`` may be absent for models without BatchNorm).
     tx: the optax transformation; only its ``init`` is used here.
-    **extra_fields: method-specific fields (``ema_params``, ``queue``, ...).
+    **extra_fields: method-specific fields (``ema_params``, ``queue``,
+      ``extra``, ...).
   """
   params = variables["params"]
   return TrainState(

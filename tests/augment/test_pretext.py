@@ -246,6 +246,14 @@ def test_jigsaw_tiles_without_jitter_are_centred_crops_in_order():
   normalised = np.asarray(tiles_fn(perm, True))
   np.testing.assert_allclose(normalised.mean(axis=(1, 2)), 0, atol=1e-5)
   np.testing.assert_allclose(normalised.std(axis=(1, 2)), 1, atol=1e-4)
+  # A flat tile is only centred; a nearly flat one is scaled by at most
+  # 1 / TILE_STD_FLOOR, not up to unit std.
+  flat = np.zeros_like(image)
+  flat[0, 0] = 1e-6
+  flat_tiles = np.asarray(pretext.jigsaw_tiles(
+      jax.random.key(0), jnp.asarray(flat), np.arange(9), 4, jitter=False,
+      normalize_tiles=True))
+  assert np.abs(flat_tiles).max() < 1e-6 / pretext.TILE_STD_FLOOR * 1.01
   with pytest.raises(ValueError, match="tile_size"):
     pretext.jigsaw_tiles(jax.random.key(0), image, perm, 5)
   with pytest.raises(ValueError, match="permutation must have shape"):

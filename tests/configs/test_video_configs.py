@@ -1,5 +1,6 @@
-"""The video methods' presets: moving-digits videos for training, still
-frames of single digits for evaluation, Adam, and states that build."""
+"""The video methods' presets (video prediction, video colorization,
+temporal order): moving-digits videos for training, still frames of single
+digits for evaluation, Adam, and states that build."""
 
 import jax
 import pytest
@@ -11,9 +12,13 @@ from ssl_jax.train import optim
 from tests.conftest import load_config
 
 
-@pytest.mark.parametrize("name", ["video_prediction", "video_colorization"])
-def test_preset_trains_on_videos_and_evaluates_on_still_frames(name):
-  config = load_config(name, "moving_digits")
+@pytest.mark.parametrize("name,preset", [
+    ("video_prediction", "moving_digits"),
+    ("video_colorization", "moving_digits"),
+    ("temporal_order", "verification"),
+    ("temporal_order", "prediction")])
+def test_preset_trains_on_videos_and_evaluates_on_still_frames(name, preset):
+  config = load_config(name, preset)
   assert config.method == name
   train = data.get_source(config.data, "train")
   assert train.image_shape == (20, 32, 32, 3) and len(train) == 10000
@@ -26,7 +31,8 @@ def test_preset_trains_on_videos_and_evaluates_on_still_frames(name):
   tx, _ = optim.make_optimizer(config.optim, steps, config.train.batch_size)
   state = jax.eval_shape(
       lambda: method.init_state(jax.random.PRNGKey(0), train.image_shape, tx))
-  assert "online_probe" in state.params
+  # Temporal order has no online probe: its frames hold two digits.
+  assert ("online_probe" in state.params) == (name != "temporal_order")
 
 
 def test_prediction_observes_ten_and_predicts_ten():

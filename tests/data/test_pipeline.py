@@ -26,6 +26,8 @@ def _ids(batch):
   img = batch["image"].astype(np.int64)
   from_pixels = img[:, 0, 0, 0] + 256 * img[:, 0, 1, 0]
   np.testing.assert_array_equal(from_pixels, batch["label"])
+  # Record i has label i: the index travels with its record.
+  np.testing.assert_array_equal(batch["index"], batch["label"])
   return batch["label"]
 
 
@@ -44,7 +46,9 @@ def test_batches_shape_and_dtype():
   loader = _loader(src, batch=16, index=1, count=2)
   assert loader.local_batch_size == 8
   batch = next(iter(loader))
-  assert set(batch) == {"image", "label"}
+  assert set(batch) == {"image", "label", "index"}
+  assert batch["index"].dtype == np.int32
+  np.testing.assert_array_equal(src.images[batch["index"]], batch["image"])
   assert batch["image"].shape == (8, 8, 8, 1)
   assert batch["image"].dtype == np.uint8
   assert batch["label"].shape == (8,)

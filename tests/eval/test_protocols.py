@@ -100,3 +100,24 @@ def test_table_names_every_protocol(report):
 def test_unknown_protocol_is_refused():
   with pytest.raises(ValueError, match="semi_1pct"):
     protocols.parse_protocols("knn,semi_5pct")
+
+
+class _ParityMethod:
+  """A pretext "classifier" right exactly on images whose first pixel is even,
+  and whose draws depend on the per-example key."""
+
+  def pretext_accuracy(self, variables, keys, images):
+    del variables
+    assert keys.shape[0] == images.shape[0]
+    return (images[:, 0, 0, 0] % 2 == 0).astype(np.float32)
+
+
+def test_pretext_accuracy_counts_every_image_once():
+  # 7 images in batches of 3: the padded rows of the last batch (zeros, an
+  # even first pixel) must not count.
+  images = np.zeros((7, 2, 2, 1), np.uint8)
+  images[[1, 4, 6], 0, 0, 0] = 1
+  result = protocols.pretext_accuracy(_ParityMethod(), {}, images,
+                                      batch_size=3)
+  assert result["top1"] == pytest.approx(4 / 7)
+  assert "7 held-out" in result["protocol"]

@@ -10,7 +10,7 @@ from ssl_jax.train import optim
 from ssl_jax.train import step as step_lib
 
 STATE_FIELDS = ("params", "batch_stats", "opt_state", "ema_params",
-                "ema_batch_stats", "queue", "queue_ptr", "step")
+                "ema_batch_stats", "queue", "queue_ptr", "extra", "step")
 
 
 def digits_batch(batch_size=16):
@@ -18,19 +18,29 @@ def digits_batch(batch_size=16):
   return images[:batch_size], labels[:batch_size]
 
 
-def run_steps(config, devices, images, labels, num_steps, total_steps=10):
+def run_steps(config, devices, images, labels, num_steps, total_steps=10,
+              prepare=None):
   """``num_steps`` steps on ``devices``; returns (init, final state, metrics).
 
-  The schedule spans ``total_steps`` with at most 1 warmup step.
+  The schedule spans ``total_steps`` with at most 1 warmup step. A method
+  with per-example state (``uses_example_index``) is built for
+  ``len(images)`` records, and ``labels`` is then its ``{"label",
+  "index"}`` dict. ``prepare(method, state, tx) -> state`` changes the
+  step-0 state first (e.g. DeepCluster's pseudo-labels).
   """
   mesh = step_lib.make_mesh(devices)
   method = methods.get_method(config, num_classes=10, total_steps=total_steps)
   optim_config = config.optim.copy_and_resolve_references()
   optim_config.warmup_steps = min(optim_config.warmup_steps, 1)
   tx, _ = optim.make_optimizer(optim_config, total_steps, images.shape[0])
+  per_example = ({"num_examples": len(images)}
+                 if method.uses_example_index else {})
+  init = method.init_state(jax.random.PRNGKey(0), images.shape[1:], tx,
+                           **per_example)
+  if prepare is not None:
+    init = prepare(method, init, tx)
   # A host copy: the step donates its input, which may share init's buffers.
-  init = jax.device_get(
-      method.init_state(jax.random.PRNGKey(0), images.shape[1:], tx))
+  init = jax.device_get(init)
   state = step_lib.replicate(init, mesh)
   train_step = step_lib.make_train_step(method, tx, mesh)
   history = []

@@ -18,9 +18,9 @@ def tiny_videos(batch=BATCH, split="train"):
   return records["image"], records["label"]
 
 
-def tiny_video_config(name):
-  """``configs/<name>.py`` on 16x16 frames, ResNet-10 at width 1/8."""
-  config = load_config(name, "moving_digits")
+def tiny_video_config(name, preset="moving_digits"):
+  """``configs/<name>.py:<preset>`` on 16x16 frames, ResNet-10 at width 1/8."""
+  config = load_config(name, preset)
   config.data.video = defaults.moving_digits_section(
       num_frames=FRAMES, frame_size=SIZE, digit_size=8,
       num_sequences_train=64, num_sequences_test=16)
