@@ -9,6 +9,10 @@ uint8 batches into normalised SimCLR-style views::
   keys = jax.random.split(key, images.shape[0])
   views = jax.jit(lambda k, x: augment.batch_views(k, x, recipe))(keys, images)
 """
+from ssl_jax.augment.audio import hann_window
+from ssl_jax.augment.audio import log_mel_spectrogram
+from ssl_jax.augment.audio import mel_filterbank
+from ssl_jax.augment.audio import stft
 from ssl_jax.augment.color import adjust_brightness
 from ssl_jax.augment.color import adjust_contrast
 from ssl_jax.augment.color import adjust_hue
@@ -72,6 +76,8 @@ from ssl_jax.augment.pretext import unpatchify
 from ssl_jax.augment.pretext import upsample
 
 __all__ = [
+    # Audio front end (STFT, log-mel).
+    "hann_window", "log_mel_spectrogram", "mel_filterbank", "stft",
     "adjust_brightness", "adjust_contrast", "adjust_hue", "adjust_saturation",
     "batch_eval_views", "batch_views", "blur_kernel_size",
     "center_crop_resize", "color_jitter", "color_jitter_from_uniforms",

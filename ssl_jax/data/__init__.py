@@ -5,9 +5,12 @@ Sources (:mod:`ssl_jax.data.sources`) are random-access sequences of
 videos) with ``num_classes`` and ``image_shape``; :mod:`ssl_jax.data.video`
 generates moving-digits videos; the pipeline (:mod:`ssl_jax.data.pipeline`)
 shuffles, shards per host and batches them with grain.
+:mod:`ssl_jax.data.audio` loads the spoken digits (FSDD) as waveforms.
 :mod:`ssl_jax.data.npz_to_tfds` writes an npz folder as a TFDS array_record
 dataset without TensorFlow.
 """
+from ssl_jax.data.audio import SpokenDigits
+from ssl_jax.data.audio import load_fsdd
 from ssl_jax.data.pipeline import TrainIterator
 from ssl_jax.data.pipeline import TrainLoader
 from ssl_jax.data.pipeline import iterate_batches
@@ -27,6 +30,7 @@ from ssl_jax.data.video import load_moving_digits
 __all__ = [
     "ArraySource",
     "MovingDigits",
+    "SpokenDigits",
     "TfdsSource",
     "TrainIterator",
     "TrainLoader",
@@ -36,6 +40,7 @@ __all__ = [
     "iterate_batches",
     "load_digits",
     "load_moving_digits",
+    "load_fsdd",
     "load_npz",
     "load_tfds",
     "make_train_loader",
