@@ -26,6 +26,7 @@ METHODS = {
     "jigsaw": "jigsaw:Jigsaw",
     "temporal_order": "temporal_order:TemporalOrder",
     "deepcluster": "deepcluster:DeepCluster",
+    "cmc": "cmc:CMC",
 }
 
 
