@@ -83,7 +83,9 @@ def read_records(source: Any, indices: np.ndarray) -> dict[str, np.ndarray]:
 
   Returns ``{"image": uint8 (n, ...), "label": int32 (n,), "index": int32
   (n,)}``: ``index`` is each record's index in ``source``, for methods that
-  keep per-example state (DeepCluster's pseudo-labels). A source with
+  keep per-example state (DeepCluster's pseudo-labels). Any further field
+  of the records (a paired source's second modality) is stacked too. A
+  source with
   ``read_batch`` (:class:`~ssl_jax.data.sources.ArraySource`,
   :class:`~ssl_jax.data.video.MovingDigits`) reads with it.
   """
@@ -105,11 +107,15 @@ def read_records(source: Any, indices: np.ndarray) -> dict[str, np.ndarray]:
         "images share one shape (resize or crop them when writing the "
         "dataset)."
     )
-  return {
+  batch = {
       "image": np.stack([np.asarray(r["image"], np.uint8) for r in records]),
       "label": np.asarray([r["label"] for r in records], dtype=np.int32),
-      "index": indices.astype(np.int32),
   }
+  # Further fields of a paired source (a second modality), stacked as stored.
+  for field in records[0].keys() - batch.keys():
+    batch[field] = np.stack([np.asarray(r[field]) for r in records])
+  batch["index"] = indices.astype(np.int32)
+  return batch
 
 
 class _ReadBatch:

@@ -52,7 +52,8 @@ __all__ = [
 ]
 
 #: Values accepted for ``data_config.source`` by :func:`get_source`.
-VALID_SOURCES = ("digits", "npz", "tfds", "moving_digits")
+VALID_SOURCES = ("digits", "npz", "tfds", "moving_digits", "audio_visual",
+                 "image_text")
 
 #: Seed of the fixed, class-stratified digits train/test split.
 DIGITS_SPLIT_SEED = 0
@@ -532,7 +533,11 @@ def get_source(data_config: Any, split: str):
 
       * ``source``: one of ``'digits'``, ``'npz'``, ``'tfds'``,
         ``'moving_digits'`` (``ssl_jax.data.video``; its settings in the
-        optional ``video`` section);
+        optional ``video`` section), ``'audio_visual'`` (digit images
+        paired with spoken digits, ``ssl_jax.data.audio_visual``; settings
+        in the ``audio_visual`` section), ``'image_text'`` (image/text
+        pairs, ``ssl_jax.data.image_text``; settings in the ``image_text``
+        section);
       * ``name``: the TFDS name (``'tfds'`` only);
       * ``data_dir``: the npz folder (``'npz'``, required) or the TFDS data
         directory (``'tfds'``, optional).
@@ -551,6 +556,16 @@ def get_source(data_config: Any, split: str):
     from ssl_jax.data import video  # pylint: disable=g-import-not-at-top
 
     return video.load_moving_digits(split, getattr(data_config, "video", None))
+  if source == "audio_visual":
+    from ssl_jax.data import audio_visual  # pylint: disable=g-import-not-at-top
+
+    return audio_visual.load_audio_visual(
+        split, getattr(data_config, "audio_visual", None))
+  if source == "image_text":
+    from ssl_jax.data import image_text  # pylint: disable=g-import-not-at-top
+
+    return image_text.load_image_text(
+        split, getattr(data_config, "image_text", None))
   if source == "npz":
     if not data_dir:
       raise ValueError(

@@ -27,6 +27,10 @@ METHODS = {
     "temporal_order": "temporal_order:TemporalOrder",
     "deepcluster": "deepcluster:DeepCluster",
     "cmc": "cmc:CMC",
+    "rgb_flow": "rgb_flow:RGBFlow",
+    "visual_text": "visual_text:VisualText",
+    "deep_infomax": "deep_infomax:DeepInfoMax",
+    "cpc": "cpc:CPC",
 }
 
 

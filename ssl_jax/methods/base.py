@@ -167,11 +167,17 @@ class Method:
 
   name = None
   target_modules = ()
-  # True: the step's ``labels`` are ``{"label": class, "index": the record's
-  # index in the training set}`` (int32 each), for methods with per-example
-  # state in ``TrainState.extra`` (DeepCluster's pseudo-labels); such a
-  # method's ``init_state`` also takes ``num_examples=``, the number of
-  # training records. False: ``labels`` is the int32 class array.
+  # Record fields besides "image" and "label" that the step passes to
+  # ``loss_fn``: with any, ``labels`` is the dict ``{"label": class, field:
+  # the batch's field, ...}`` (every leaf split over the batch alike), e.g.
+  # "index" (the record's index in the training set, int32) for methods with
+  # per-example state, or the second modality of a paired source ("audio").
+  # Empty: ``labels`` is the int32 class array.
+  batch_fields = ()
+  # True: the method keeps per-example state in ``TrainState.extra``
+  # (DeepCluster's pseudo-labels; it reads the "index" field), and its
+  # ``init_state`` also takes ``num_examples=``, the number of training
+  # records.
   uses_example_index = False
 
   def __init__(self, config, num_classes, total_steps, axis_name=BATCH_AXIS):
@@ -196,6 +202,15 @@ class Method:
         init_rng, dummy, train=False)
     extra = self.init_extra_state(jax.random.fold_in(init_rng, 1), variables)
     return state_lib.create_train_state(state_rng, variables, tx, **extra)
+
+  def extra_evaluation(self, run, variables):
+    """Rows this method adds to its evaluation report, beside the image
+    protocols: ``{name: {"top1": float, "protocol": description, ...}}``,
+    computed for the trained and the random-init ``variables`` (host
+    arrays) of ``run`` (``ssl_jax.train.loop.Run``). Cross-modal methods
+    evaluate their other encoder here; none by default."""
+    del run, variables
+    return {}
 
   def init_extra_state(self, rng, variables):
     """TrainState fields beyond the online networks (target, queue)."""

@@ -221,6 +221,7 @@ class DeepCluster(base.Method):
 
   name = "deepcluster"
   uses_example_index = True
+  batch_fields = ("index",)
 
   def __init__(self, config, num_classes, total_steps, axis_name=base.BATCH_AXIS):
     super().__init__(config, num_classes, total_steps, axis_name)

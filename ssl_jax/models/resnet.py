@@ -259,7 +259,8 @@ class ResNet(nn.Module):
         return self.stage_width(len(self.stage_sizes) - 1) * self.expansion
 
     @nn.compact
-    def __call__(self, x: Array, train: bool, return_map: bool = False):
+    def __call__(self, x: Array, train: bool, return_map: bool = False,
+                 map_stage: int | None = None):
         """Maps ``(N, H, W, C)`` images to ``(N, feature_dim)`` features.
 
         Args:
@@ -270,6 +271,9 @@ class ResNet(nn.Module):
           return_map: also return the last stage's feature map
             ``(N, h, w, feature_dim)`` (what a dense decoder reads): the
             result is then ``(features, feature_map)``.
+          map_stage: with ``return_map``, the (1-based) stage whose output
+            map is returned instead of the last one's (Deep InfoMax's local
+            features come from an intermediate layer).
         """
         self._validate()
         if x.ndim != 4:
@@ -305,6 +309,11 @@ class ResNet(nn.Module):
             stride = 1
         self.sow("intermediates", "stem", x)
 
+        if map_stage is not None and not 1 <= map_stage <= len(self.stage_sizes):
+            raise ValueError(
+                f"map_stage must be a stage between 1 and {len(self.stage_sizes)}, "
+                f"got {map_stage}")
+        feature_map = None
         for i, num_blocks in enumerate(self.stage_sizes):
             halves = i > 0 and (self.output_stride is None or stride < self.output_stride)
             stride *= 2 if halves else 1
@@ -318,10 +327,14 @@ class ResNet(nn.Module):
                     name=f"stage{i + 1}_block{j + 1}",
                 )(x)
             self.sow("intermediates", f"stage{i + 1}", x)
+            if map_stage == i + 1:
+                feature_map = x
 
         # Pool in float32 so low-precision compute does not lose the average.
         features = jnp.mean(x.astype(jnp.float32), axis=(1, 2)).astype(self.dtype)
-        return (features, x) if return_map else features
+        if not return_map:
+            return features
+        return features, (x if feature_map is None else feature_map)
 
 
 def resnet(depth: int, **kwargs: Any) -> ResNet:

@@ -121,6 +121,14 @@ def use_sgd(config, base_lr, weight_decay, momentum=0.9):
   config.optim.momentum = momentum
 
 
+def use_adam(config, base_lr, weight_decay=0.0):
+  """Adam(W) at ``base_lr`` (not scaled by the batch size)."""
+  config.optim.name = "adamw"
+  config.optim.base_lr = base_lr
+  config.optim.lr_scaling = "none"
+  config.optim.weight_decay = weight_decay
+
+
 def use_digits(config):
   """The scikit-learn digits (no download): ResNet-10 at width 1/4, 8x8 views."""
   config.data.source = "digits"

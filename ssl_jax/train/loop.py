@@ -231,8 +231,9 @@ def train(run, stop_after_step=None):
           f"{k}={v:.4g}" for k, v in sorted(refreshed.items())))
     batch = next(iterator)
     labels = batch["label"]
-    if run.method.uses_example_index:
-      labels = {"label": labels, "index": batch["index"]}
+    if run.method.batch_fields:
+      labels = {"label": labels,
+                **{field: batch[field] for field in run.method.batch_fields}}
     images, labels = step_lib.shard_batch((batch["image"], labels), run.mesh)
     state, metrics = train_step(state, images, labels)
     done = step + 1
@@ -321,6 +322,7 @@ def evaluate(run, state, images_per_sec=None):
       results["pretext"] = protocols.pretext_accuracy(
           run.method, variables, pretext_images, eval_config.batch_size,
           seed=config.seed)
+    results.update(run.method.extra_evaluation(run, variables))
     return results
 
   trained = evaluate_state(state, requested,

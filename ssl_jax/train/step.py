@@ -60,8 +60,8 @@ def make_train_step(method, tx, mesh, axis_name=BATCH_AXIS):
         optimizer step (momentum encoders, queues); identity for SimCLR.
 
   ``labels`` is split over the batch axis like the images: the int32
-  class array, or, for a method with ``uses_example_index``, the dict
-  ``{"label", "index"}`` (every leaf split alike).
+  class array, or, for a method with ``batch_fields``, the dict
+  ``{"label", *batch_fields}`` (every leaf split alike).
 
   The returned function donates its input state.
   """

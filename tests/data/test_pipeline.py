@@ -261,3 +261,18 @@ def test_iterate_batches_errors():
     list(pipeline.iterate_batches(np.zeros((2, 1, 1, 1)), np.zeros(2), 0))
   with pytest.raises(ValueError, match="expected"):
     list(pipeline.iterate_batches(np.zeros((2, 1, 1, 1)), np.zeros(3), 2))
+
+
+class _PairedSource(_ListSource):
+  """Records with a second modality beside the image."""
+
+  def __getitem__(self, i):
+    return dict(self.inner[i], audio=np.full((5,), i, np.float32))
+
+
+def test_further_record_fields_are_batched_with_their_records():
+  batch = pipeline.read_records(_PairedSource(24), np.array([3, 7, 1]))
+  np.testing.assert_array_equal(batch["index"], [3, 7, 1])
+  np.testing.assert_array_equal(batch["label"], [3, 7, 1])
+  assert batch["audio"].shape == (3, 5) and batch["audio"].dtype == np.float32
+  np.testing.assert_array_equal(batch["audio"][:, 0], [3, 7, 1])
