@@ -29,6 +29,7 @@ METHODS = {
     "cmc": "cmc:CMC",
     "rgb_flow": "rgb_flow:RGBFlow",
     "visual_text": "visual_text:VisualText",
+    "audio_visual": "audio_visual:AudioVisual",
     "deep_infomax": "deep_infomax:DeepInfoMax",
     "cpc": "cpc:CPC",
 }
