@@ -15,7 +15,11 @@ Presets:
   digits   (default) the scikit-learn digits, 8x8: 4 px patches every 2 px
            (3x3 grid), K=1, ResNet-10 at width 1/4, batch 256, 20 epochs.
   cifar10  CIFAR-10 from an npz folder: 8 px patches every 4 px (7x7 grid),
-           K=3, ResNet-18 with the CIFAR stem, batch 128, 100 epochs.
+           K=3, ResNet-18 with the CIFAR stem, batch 128, 100 epochs;
+           cosine scores at temperature 0.1 (``cpc.normalize``): with raw
+           dot products the first 40 steps' loss sat above chance (37 to
+           10.9 against log 6272 = 8.7), with cosine scores below it
+           from step 5.
   imagenet ImageNet through tfds: 240 px views, 64 px patches every 32 px
            (6x6 grid), K=3, ResNet-50, batch 256, 100 epochs.
 """
@@ -40,6 +44,7 @@ def get_config(preset="digits"):
   config.cpc.context_dim = 128
   config.cpc.context_blocks = 2
   config.cpc.temperature = 1.0
+  config.cpc.normalize = False  # True: cosine scores / temperature
   presets[preset](config)
   defaults.use_adam(config, base_lr=1e-3)
   config.augment = recipes.geometric_only(config.augment)
@@ -56,6 +61,8 @@ def _digits(config):
 
 def _cifar10(config):
   defaults.use_cifar10(config)
+  config.cpc.normalize = True
+  config.cpc.temperature = 0.1
   config.train.batch_size = 128
   config.train.num_epochs = 100.0
 

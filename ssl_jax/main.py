@@ -71,23 +71,17 @@ def main(argv):
   if config.distributed:
     jax.distributed.initialize()
   from ssl_jax import graph  # pylint: disable=g-import-not-at-top
-  if graph.handles(config, _WORKDIR.value):  # GCC: the graph training loop
-    from ssl_jax.graph import train as graph_train  # pylint: disable=g-import-not-at-top
-    try:
-      if _MODE.value == "train":
-        graph_train.train_and_evaluate(config, _WORKDIR.value)
-      else:
-        graph_train.evaluate_checkpoint(config, _WORKDIR.value)
-    except (graph_train.ConfigError, FileNotFoundError) as e:
-      _fail(str(e))
-    return
   from ssl_jax.train import loop  # pylint: disable=g-import-not-at-top
+  if graph.handles(config, _WORKDIR.value):  # GCC: the graph training loop
+    from ssl_jax.graph import train as runner  # pylint: disable=g-import-not-at-top
+  else:
+    runner = loop
   logging.info("JAX devices: %s", jax.devices())
   try:
     if _MODE.value == "train":
-      loop.train_and_evaluate(config, _WORKDIR.value)
+      runner.train_and_evaluate(config, _WORKDIR.value)
     else:
-      loop.evaluate_checkpoint(config, _WORKDIR.value)
+      runner.evaluate_checkpoint(config, _WORKDIR.value)
   except (loop.ConfigError, FileNotFoundError) as e:
     _fail(str(e))
 

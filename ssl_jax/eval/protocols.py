@@ -240,10 +240,12 @@ def format_table(report):
   return "\n".join(lines)
 
 
-def write_report(report, workdir):
-  """Writes ``eval.json`` and ``eval.md`` into ``workdir`` (atomically)."""
+def write_report(report, workdir, format_fn=None):
+  """Writes ``eval.json`` and ``eval.md`` (``format_fn(report)``, by default
+  ``format_table``) into ``workdir``, each atomically."""
+  markdown = (format_fn or format_table)(report).rstrip("\n") + "\n"
   for name, text in (("eval.json", json.dumps(report, indent=2)),
-                     ("eval.md", format_table(report) + "\n")):
+                     ("eval.md", markdown)):
     path = os.path.join(workdir, name)
     with open(path + ".tmp", "w") as f:
       f.write(text)

@@ -46,9 +46,11 @@ from ssl_jax import graph as graph_pkg
 from ssl_jax.eval import collapse
 from ssl_jax.eval import knn
 from ssl_jax.eval import linear_probe as linear_probe_lib
+from ssl_jax.eval import protocols as protocols_lib
 from ssl_jax.graph import graphs as graphs_lib
 from ssl_jax.methods import gcc as gcc_lib
 from ssl_jax.train import checkpoint as checkpoint_lib
+from ssl_jax.train import loop
 from ssl_jax.train import metrics as metrics_lib
 from ssl_jax.train import optim
 
@@ -56,8 +58,7 @@ METHODS = graph_pkg.GRAPH_METHODS
 PROTOCOLS = ("knn", "linear")
 
 
-class ConfigError(ValueError):
-  """A config that cannot run; the message names the key and the fix."""
+ConfigError = loop.ConfigError
 
 
 def make_train_step(method, tx):
@@ -192,38 +193,12 @@ class GraphRun:
     return jax.device_put(state, jax.devices()[0])
 
 
-def _read_json(path):
-  if not os.path.exists(path):
-    return None
-  with open(path) as f:
-    return json.load(f)
-
-
-def saved_method(workdir):
-  """The method of the run saved in ``workdir`` ('' if none)."""
-  saved = _read_json(os.path.join(workdir, "config.json")) or {}
-  return saved.get("method", "")
-
-
 def _check_workdir(config, workdir, write=True):
-  """Refuses a workdir that holds another method's run or other pretraining
-  graphs; with ``write``, saves ``config`` as ``config.json``."""
-  path = os.path.join(workdir, "config.json")
-  current = {"method": config.method,
-             "data": {"pretrain": list(graphs_lib.parse_specs(
-                 config.graph.pretrain))}}
-  previous = _read_json(path)
-  if previous is not None:
-    for key in ("method", "data"):
-      if previous.get(key) != current[key]:
-        raise ConfigError(
-            f"workdir {workdir} holds a run with {key}={previous.get(key)!r}, "
-            f"not {current[key]!r}; use another --workdir.")
-  if write:
-    os.makedirs(workdir, exist_ok=True)
-    with open(path, "w") as f:
-      json.dump(dict(current, config=json.loads(config.to_json())), f, indent=1)
-  return previous
+  """``loop.check_workdir`` with the pretraining graphs as the run's data."""
+  return loop.check_workdir(
+      config, workdir, write,
+      data_record={"pretrain": list(graphs_lib.parse_specs(
+          config.graph.pretrain))})
 
 
 def train(run, stop_after_step=None):
@@ -421,7 +396,7 @@ def evaluate(run, state, subgraphs_per_sec=None):
       "targets": targets,
       "subgraphs_per_sec": subgraphs_per_sec,
   }
-  previous = _read_json(os.path.join(run.workdir, "eval.json")) or {}
+  previous = loop.read_json(os.path.join(run.workdir, "eval.json")) or {}
   if report["subgraphs_per_sec"] is None:
     report["subgraphs_per_sec"] = previous.get("subgraphs_per_sec")
   write_report(report, run.workdir)
@@ -464,12 +439,7 @@ def format_report(report):
 
 def write_report(report, workdir):
   """Writes ``eval.json`` and ``eval.md`` into ``workdir`` (atomically)."""
-  for name, text in (("eval.json", json.dumps(report, indent=2)),
-                     ("eval.md", format_report(report))):
-    path = os.path.join(workdir, name)
-    with open(path + ".tmp", "w") as f:
-      f.write(text)
-    os.replace(path + ".tmp", path)
+  protocols_lib.write_report(report, workdir, format_fn=format_report)
 
 
 # ----------------------------------------------------------------------------
@@ -489,7 +459,7 @@ def evaluate_checkpoint(config, workdir):
   """``--mode=eval``: evaluates the latest checkpoint of the run in ``workdir``
   with its saved config; ``config.eval`` and ``config.graph.evaluate`` come
   from ``config`` when it is a GCC config (``--config=configs/gcc.py``)."""
-  saved = _read_json(os.path.join(workdir, "config.json"))
+  saved = loop.read_json(os.path.join(workdir, "config.json"))
   if saved is None or "config" not in saved:
     raise ConfigError(f"no checkpoint in {workdir} (it holds no run's "
                       "config.json); train first with --mode=train.")

@@ -27,7 +27,9 @@ https://arxiv.org/abs/1905.09272
   the candidates :math:`z'` every patch latent of every image of the
   global batch (other positions and other images, CPC v2's negatives);
   predictions past the last row are dropped. Plus the probe's
-  cross-entropy.
+  cross-entropy. With ``cpc.normalize``, predictions and latents are
+  L2-normalised first (cosine scores, SimCLR's scale), which keeps the
+  scores bounded where raw dot products of ReLU latents start large.
 - Representation (evaluation): the patch latents averaged over the grid
   (CPC v2's linear evaluation pools the encoder's patch features).
 - State updates: the optimizer step and BatchNorm statistics. CPC v2
@@ -41,6 +43,7 @@ import jax.numpy as jnp
 
 from ssl_jax import augment
 from ssl_jax import losses
+from ssl_jax.losses.contrastive import _l2_normalize
 from ssl_jax.methods import base
 from ssl_jax.train import probe as probe_lib
 
@@ -155,6 +158,7 @@ class CPC(base.Method):
           f"{rows} x {rows} patch grid allows 1 to {rows - 1} rows ahead; "
           "change prediction_steps, patch_size or patch_stride.")
     self.temperature = settings.temperature
+    self.normalize = settings.get("normalize", False)
     self.network = CPCNetwork(
         encoder=base.build_backbone(config.model, bn_axis_name=axis_name),
         context_network=ContextNetwork(settings.context_dim,
@@ -171,6 +175,9 @@ class CPC(base.Method):
     predictions, targets = columns_as_sequences(
         outputs["predictions"].astype(jnp.float32),
         outputs["latents"].astype(jnp.float32))
+    if self.normalize:  # cosine scores: p^T z / (|p| |z|) / temperature
+      predictions, targets = (_l2_normalize(predictions),
+                              _l2_normalize(targets))
     cpc_loss, aux = losses.cpc(predictions, targets, self.temperature,
                                axis_name)
     probe_loss, metrics = self.common_metrics(

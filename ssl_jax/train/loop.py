@@ -67,15 +67,19 @@ def validate_config(config, num_devices, num_train_examples):
         f"[0, {steps}), the run's {steps} training steps; lower it.")
 
 
-def _check_workdir(config, workdir, write=True):
+def check_workdir(config, workdir, write=True, data_record=None):
   """Refuses a workdir that holds a run of another method or dataset.
 
-  Returns the saved record (None for a new workdir); with ``write``, saves
-  ``config`` as the workdir's ``config.json``.
+  The dataset is ``config.data`` unless ``data_record`` (JSON-able) names it
+  (the graph loop's pretraining graphs). Returns the saved record (None for
+  a new workdir); with ``write``, saves ``config`` as the workdir's
+  ``config.json``.
   """
   path = os.path.join(workdir, "config.json")
-  current = {"method": config.method, "data": config.data.to_dict()}
-  previous = _read_json(path)
+  data = config.data.to_dict() if data_record is None else data_record
+  # Through JSON, so tuples compare equal to the lists read back on resume.
+  current = {"method": config.method, "data": json.loads(json.dumps(data))}
+  previous = read_json(path)
   if previous is not None:
     for key in ("method", "data"):
       if previous.get(key) != current[key]:
@@ -197,7 +201,7 @@ def train(run, stop_after_step=None):
   as a preempted run would (the schedule still spans ``run.total_steps``).
   """
   config = run.config
-  _check_workdir(config, run.workdir)
+  check_workdir(config, run.workdir)
   state, data_state = run.restore_or_init()
   start_step = int(jax.device_get(state.step))
   loader = data.make_train_loader(
@@ -329,7 +333,7 @@ def evaluate(run, state, images_per_sec=None):
                            os.path.join(run.workdir, ""))
   random_init = evaluate_state(run.initial_state(), floor_protocols,
                                os.path.join(run.workdir, "random_init_"))
-  previous = _read_json(os.path.join(run.workdir, "eval.json")) or {}
+  previous = read_json(os.path.join(run.workdir, "eval.json")) or {}
   if images_per_sec is None:
     images_per_sec = previous.get("images_per_sec")
   online = metrics_lib.read_metrics(os.path.join(run.workdir, "metrics.jsonl"))
@@ -364,7 +368,8 @@ def _eval_subset(images, labels, limit, seed):
   return images[indices], labels[indices]
 
 
-def _read_json(path):
+def read_json(path):
+  """The JSON document at ``path``, or None where there is no file."""
   if not os.path.exists(path):
     return None
   with open(path) as f:
@@ -389,7 +394,7 @@ def load_trained(workdir, eval_config=None):
   checkpointer is closed. Raises ConfigError when ``workdir`` holds no run
   or no checkpoint.
   """
-  saved = _read_json(os.path.join(workdir, "config.json"))
+  saved = read_json(os.path.join(workdir, "config.json"))
   if saved is None or "config" not in saved:
     raise ConfigError(
         f"no checkpoint in {workdir} (it holds no run's config.json); train "
@@ -419,6 +424,6 @@ def evaluate_checkpoint(config, workdir):
   CLI's default) matches any run.
   """
   if config.method:
-    _check_workdir(config, workdir, write=False)
+    check_workdir(config, workdir, write=False)
   run, state = load_trained(workdir, config.eval)
   return evaluate(run, state)

@@ -55,8 +55,11 @@ def test_context_at_a_row_ignores_the_rows_below():
   assert not np.allclose(context_changed[:, 3], context[:, 3])
 
 
-def test_loss_is_infonce_down_the_columns():
+@pytest.mark.parametrize("normalize,temperature", [(False, 1.0), (True, 0.1)])
+def test_loss_is_infonce_down_the_columns(normalize, temperature):
   config = tiny_config(patch_size=4, patch_stride=1, prediction_steps=2)
+  config.cpc.normalize = normalize
+  config.cpc.temperature = temperature
   method = methods.get_method(config, 10, 10)
   images, labels = digits_batch(BATCH)
   state = method.init_state(jax.random.PRNGKey(0), images.shape[1:],
@@ -76,10 +79,14 @@ def test_loss_is_infonce_down_the_columns():
   predictions, latents = np.asarray(predictions[0]), np.asarray(latents[0])
   assert predictions.shape[1:4] == (5, 5, 2)  # 5x5 grid, K=2
   # Column j of image b is one sequence: rows top to bottom.
+  if normalize:  # cosine scores
+    predictions = predictions / np.linalg.norm(predictions, axis=-1,
+                                               keepdims=True)
+    latents = latents / np.linalg.norm(latents, axis=-1, keepdims=True)
   sequences = [(predictions[b, :, j], latents[b, :, j])
                for b in range(BATCH) for j in range(5)]
   expected, _ = losses.cpc(np.stack([p for p, _ in sequences]),
-                           np.stack([z for _, z in sequences]), 1.0)
+                           np.stack([z for _, z in sequences]), temperature)
   np.testing.assert_allclose(logged[0], expected, rtol=1e-5)
 
 

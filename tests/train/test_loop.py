@@ -5,6 +5,7 @@ import os
 
 import jax
 import numpy as np
+import pytest
 
 from ssl_jax import data
 from ssl_jax.train import eval_only_config
@@ -114,3 +115,17 @@ def test_batch_not_divisible_by_devices_is_a_config_error(tiny_config, tmp_path)
     assert "config.train.batch_size=12" in str(e)
   else:
     raise AssertionError("expected ConfigError")
+
+
+def test_workdir_check_accepts_its_own_record_with_tuples(tiny_config, tmp_path):
+  """A tuple in config.data is saved as a JSON list; the resumed run's own
+  tuple must still match it, and a different dataset must not."""
+  with tiny_config.unlocked():
+    tiny_config.data.test_speakers = ("theo",)
+  assert loop.check_workdir(tiny_config, str(tmp_path)) is None
+  previous = loop.check_workdir(tiny_config, str(tmp_path))
+  assert previous["data"]["test_speakers"] == ["theo"]
+  with tiny_config.unlocked():
+    tiny_config.data.test_speakers = ("jackson",)
+  with pytest.raises(loop.ConfigError, match="another --workdir"):
+    loop.check_workdir(tiny_config, str(tmp_path), write=False)
