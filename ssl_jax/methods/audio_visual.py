@@ -142,9 +142,10 @@ class AudioConvNet(nn.Module):
     x = x.astype(self.dtype)
     for i, width in enumerate(self.widths):
       for j in range(self.convs_per_block):
-        # One input channel: XLA's forward, per-tap weight gradient (as the
-        # ResNet stem does) in the CPU modes.
-        impl = ("matmul_wgrad" if (i, j) == (0, 0) and self.conv_impl != "xla"
+        # One input channel: XLA's forward, per-tap weight gradient in
+        # 'shifted_matmul' mode (as the ResNet stem does).
+        impl = ("matmul_wgrad"
+                if (i, j) == (0, 0) and self.conv_impl == "shifted_matmul"
                 else self.conv_impl)
         x = make_conv(width, 3, 1, name=f"block{i + 1}_conv{j + 1}",
                       impl=impl, dtype=self.dtype)(x)

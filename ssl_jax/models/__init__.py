@@ -17,6 +17,7 @@ from ssl_jax.models.decoder import UpsamplingDecoder
 from ssl_jax.models.heads import MLPHead
 from ssl_jax.models.layers import (
     ShiftedMatmulConv,
+    batch_chunked_conv,
     matmul_wgrad_conv,
     shifted_matmul_conv,
 )
@@ -47,6 +48,7 @@ __all__ = [
     "Transformer",
     "UpsamplingDecoder",
     "VisionTransformer",
+    "batch_chunked_conv",
     "matmul_wgrad_conv",
     "resnet",
     "shifted_matmul_conv",

@@ -51,7 +51,7 @@ class UpsamplingDecoder(nn.Module):
     bn_momentum: decay of the BatchNorm running averages.
     dtype: compute dtype; parameters stay float32 and the output is float32.
     conv_impl: as ``ResNet.conv_impl`` ('xla', 'shifted_matmul',
-      'matmul_wgrad').
+      'matmul_wgrad', 'batch_chunked').
   """
 
   output_size: int

@@ -1,24 +1,29 @@
 """Convolution layers shared by the backbones.
 
-:class:`ShiftedMatmulConv` is a 2-D convolution whose weight gradient (and,
-in ``'shifted_matmul'`` mode, everything) is computed as a sum of ``kh * kw``
-matrix products, one per kernel tap. It holds exactly the parameters of
+:class:`ShiftedMatmulConv` is a 2-D convolution with the parameters of
 :class:`flax.linen.Conv` (``kernel`` of shape ``(kh, kw, in_features,
 features)`` and an optional ``bias``), so a parameter tree produced with one
-implementation loads into the other.
+implementation loads into the other, computed in one of three CPU-minded
+ways:
 
-Why it exists: XLA:CPU runs the weight gradient of a ``kxk`` convolution on
-a slow code path, worst for large spatial maps with few channels. On this
-project's 2-core development machine (shared, so timings are approximate),
-``value_and_grad`` with respect to kernel and input of a 64->64 3x3 'SAME'
-convolution on a 64x32x32x64 batch took about 2.3 s with ``nn.Conv``, 0.45 s
-as shifted matmuls (:func:`shifted_matmul_conv`) and 0.50 s with only the
-weight gradient replaced (:func:`matmul_wgrad_conv`); a ResNet-18 (CIFAR
-stem, width 0.5) training forward+backward at batch 64 took 3.3 s, 1.8 s and
-1.5 s respectively. Per-tap matmuls are ordinary ``dot_general`` ops, which
-every backend runs well; on GPU/TPU the native convolution is usually the
-better choice, so this layer is an opt-in for CPU training
-(``ResNet(conv_impl=...)``).
+- ``'shifted_matmul'``: forward and both gradients as ``kh * kw`` matrix
+  products, one per kernel tap (:func:`shifted_matmul_conv`);
+- ``'matmul_wgrad'``: XLA's forward and input gradient, the weight gradient
+  as per-tap matmuls (:func:`matmul_wgrad_conv`);
+- ``'batch_chunked'``: XLA's convolutions throughout, the forward pass and
+  the weight gradient run on batch chunks of about 2,048 output positions
+  (:func:`batch_chunked_conv`).
+
+Why they exist: XLA:CPU's convolution kernels lose most of their speed on
+large batches of large maps, the weight gradient worst. Measured on the
+2-core development machine with jaxlib 0.10.2 (3x3, 64->64, batch 128 of
+32x32): forward 74 ms, input gradient 75 ms, weight gradient 186 ms as one
+convolution; 51 ms and 60 ms for the forward and the weight gradient in
+chunks of 4 images; per-tap matmuls were slower than XLA's own weight
+gradient there (362 ms). The developers' guide's figure of 1.2 s for XLA's
+(batch 64) does not reproduce with this jaxlib.
+``experiments/bench_step.py`` measures whole training steps; on GPU/TPU the
+native convolution (``ResNet(conv_impl='xla')``) is the right choice.
 """
 from __future__ import annotations
 
@@ -38,6 +43,8 @@ PaddingLike = str | int | Sequence[int] | Sequence[tuple[int, int]]
 __all__ = [
     "CONV_MODES",
     "ShiftedMatmulConv",
+    "batch_chunked_conv",
+    "conv_batch_chunks",
     "matmul_wgrad_conv",
     "conv_output_size",
     "resolve_conv_padding",
@@ -268,12 +275,100 @@ def matmul_wgrad_conv(
     one matmul per kernel tap. Same arguments and result as
     :func:`shifted_matmul_conv`.
     """
-    x, kernel, (sh, sw), pads = _check_conv_args(x, kernel, strides, padding)
+    return _call_custom_vjp_conv(_conv_matmul_wgrad, x, kernel, strides, padding, precision)
+
+
+# Output positions (images x rows x columns) per batch chunk, and the most
+# chunks a convolution is cut into.
+_CHUNK_POSITIONS = 2048
+_MAX_CHUNKS = 32
+
+
+def conv_batch_chunks(batch: int, out_height: int, out_width: int) -> int:
+    """How many batch chunks :func:`batch_chunked_conv` cuts a convolution
+    into: the largest divisor of ``batch`` that leaves at least
+    ``_CHUNK_POSITIONS`` output positions per chunk (at most ``_MAX_CHUNKS``;
+    1 for small batches or maps)."""
+    limit = min(_MAX_CHUNKS, batch * out_height * out_width // _CHUNK_POSITIONS)
+    return max(k for k in range(1, max(limit, 1) + 1) if batch % k == 0)
+
+
+def _chunked_forward(x, kernel, strides, pads, precision):
+    """XLA's convolution run on batch chunks one after another (``lax.map``)."""
+    n, h, w, _ = x.shape
+    kh, kw = kernel.shape[:2]
+    chunks = conv_batch_chunks(
+        n, conv_output_size(h, kh, strides[0], pads[0]), conv_output_size(w, kw, strides[1], pads[1])
+    )
+    if chunks == 1:
+        return _xla_conv(x, kernel, strides, pads, precision)
+    y = lax.map(
+        lambda part: _xla_conv(part, kernel, strides, pads, precision),
+        x.reshape(chunks, n // chunks, *x.shape[1:]),
+    )
+    return y.reshape(n, *y.shape[2:])
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4))
+def _conv_batch_chunked(x, kernel, strides, pads, precision):
+    return _chunked_forward(x, kernel, strides, pads, precision)
+
+
+def _conv_batch_chunked_fwd(x, kernel, strides, pads, precision):
+    return _chunked_forward(x, kernel, strides, pads, precision), (x, kernel)
+
+
+def _conv_batch_chunked_bwd(strides, pads, precision, residuals, g):
+    x, kernel = residuals
+    conv = functools.partial(_xla_conv, strides=strides, pads=pads, precision=precision)
+    # Input gradient: XLA's transposed convolution of the whole batch (in
+    # chunks, as the forward pass, it measured no faster).
+    (dx,) = jax.vjp(lambda x_: conv(x_, kernel), x)[1](g)
+    # Weight gradient: XLA's own on each chunk, summed. The chunks are
+    # unrolled: inside a loop (lax.map, lax.scan) XLA:CPU's weight gradient
+    # took 38 s instead of 0.19 s.
+    chunks = conv_batch_chunks(*g.shape[:3])
+    dkernel = None
+    for x_part, g_part in zip(jnp.split(x, chunks), jnp.split(g, chunks)):
+        (part,) = jax.vjp(lambda k: conv(x_part, k), kernel)[1](g_part)
+        dkernel = part if dkernel is None else dkernel + part
+    return dx, dkernel
+
+
+_conv_batch_chunked.defvjp(_conv_batch_chunked_fwd, _conv_batch_chunked_bwd)
+
+
+def batch_chunked_conv(
+    x: Array,
+    kernel: Array,
+    strides: int | Sequence[int] = 1,
+    padding: PaddingLike = "SAME",
+    *,
+    precision: Any = None,
+) -> Array:
+    """XLA's convolution computed on batch chunks that stay in cache.
+
+    The forward pass runs :func:`jax.lax.conv_general_dilated` on
+    :func:`conv_batch_chunks` slices of the batch in sequence; the input
+    gradient is XLA's transposed convolution of the whole batch; the kernel
+    gradient is XLA's, per chunk, summed (a :func:`jax.custom_vjp`). Same
+    value and gradients as the plain convolution up to float summation
+    order. On the 2-core development CPU (jaxlib 0.10.2) a 3x3 64->64
+    convolution on 128 x 32 x 32 x 64 took 74 ms forward and 186 ms for the
+    weight gradient whole, 51 ms and 60 ms in chunks of 4 images; see
+    ``experiments/bench_step.py`` for whole networks. Same arguments and
+    result as :func:`shifted_matmul_conv`.
+    """
+    return _call_custom_vjp_conv(_conv_batch_chunked, x, kernel, strides, padding, precision)
+
+
+def _call_custom_vjp_conv(conv, x, kernel, strides, padding, precision):
+    """Checks and promotes the arguments of a custom-VJP convolution ``conv``
+    (its kernel made varying like ``x`` under ``shard_map``) and calls it."""
+    x, kernel, strides, pads = _check_conv_args(x, kernel, strides, padding)
     dtype = jnp.result_type(x.dtype, kernel.dtype)
     kernel = _vary_like(kernel, x)
-    return _conv_matmul_wgrad(
-        x.astype(dtype), kernel.astype(dtype), (sh, sw), pads, precision
-    )
+    return conv(x.astype(dtype), kernel.astype(dtype), strides, pads, precision)
 
 
 def _varying_axes(a: Array) -> frozenset:
@@ -301,7 +396,7 @@ def _vary_like(kernel: Array, x: Array) -> Array:
     return lax.pcast(kernel, missing, to="varying")
 
 
-CONV_MODES = ("shifted_matmul", "matmul_wgrad")
+CONV_MODES = ("shifted_matmul", "matmul_wgrad", "batch_chunked")
 
 
 class ShiftedMatmulConv(nn.Module):
@@ -309,9 +404,8 @@ class ShiftedMatmulConv(nn.Module):
 
     Same parameters as ``nn.Conv`` (``kernel`` of shape
     ``(kh, kw, C_in, features)``, optional ``bias``, same initialisers) and the
-    same result up to float summation order, but computed so that XLA:CPU
-    never runs its slow convolution-weight-gradient kernel. See the module
-    docstring for the measurement behind it.
+    same result up to float summation order, computed in one of the module
+    docstring's CPU modes (where the measurements behind them are).
 
     Attributes:
       features: number of output channels.
@@ -323,7 +417,8 @@ class ShiftedMatmulConv(nn.Module):
         gradients) is ``kh * kw`` matmuls on shifted slices
         (:func:`shifted_matmul_conv`); ``'matmul_wgrad'``: forward and input
         gradient are XLA convolutions, only the weight gradient is shifted
-        matmuls (:func:`matmul_wgrad_conv`).
+        matmuls (:func:`matmul_wgrad_conv`); ``'batch_chunked'``: XLA
+        convolutions on batch chunks (:func:`batch_chunked_conv`).
       dtype: compute dtype (``None``: promote input and params).
       param_dtype: dtype of the parameters.
       precision: matmul/convolution precision.
@@ -369,7 +464,8 @@ class ShiftedMatmulConv(nn.Module):
                 precision=self.precision, accumulation_dtype=acc,
             )
         else:
-            y = matmul_wgrad_conv(x, kernel, self.strides, self.padding, precision=self.precision)
+            conv = matmul_wgrad_conv if self.mode == "matmul_wgrad" else batch_chunked_conv
+            y = conv(x, kernel, self.strides, self.padding, precision=self.precision)
         if bias is not None:
             y = y + bias
         return y

@@ -49,7 +49,7 @@ __all__ = ["RESNET_DEPTHS", "BasicBlock", "BottleneckBlock", "ResNet", "resnet"]
 
 BLOCK_TYPES = ("basic", "bottleneck")
 STEMS = ("imagenet", "cifar")
-CONV_IMPLS = ("xla", "shifted_matmul", "matmul_wgrad")
+CONV_IMPLS = ("xla", "shifted_matmul", "matmul_wgrad", "batch_chunked")
 
 #: depth -> (stage_sizes, block). 10 is a small 4-stage basic-block variant for
 #: demos and tests; the others are He et al. (2016), table 1.
@@ -186,11 +186,15 @@ class ResNet(nn.Module):
         :func:`~ssl_jax.models.layers.shifted_matmul_conv`);
         ``'matmul_wgrad'`` (XLA forward and input gradient, per-tap matmuls
         for the weight gradient only,
-        :func:`~ssl_jax.models.layers.matmul_wgrad_conv`; the fastest on
-        CPU). The last two avoid XLA:CPU's slow convolution weight gradient
-        and are meant for CPU training; in both, the 3-channel stem
-        convolution uses the ``'matmul_wgrad'`` form (per-tap matmuls with a
-        contraction over 3 channels make a slow forward pass).
+        :func:`~ssl_jax.models.layers.matmul_wgrad_conv`);
+        ``'batch_chunked'`` (XLA's convolutions, the forward pass and the
+        weight gradient on batch chunks that fit in cache,
+        :func:`~ssl_jax.models.layers.batch_chunked_conv`; the fastest on
+        CPU with jaxlib 0.10, see ``experiments/bench_step.py``). The CPU
+        modes exist for XLA:CPU's slow convolution weight gradient; in
+        ``'shifted_matmul'`` the 3-channel stem convolution uses the
+        ``'matmul_wgrad'`` form (per-tap matmuls with a contraction over 3
+        channels make a slow forward pass).
       zero_init_residual: zero-initialise the scale of the last BatchNorm in
         every residual block (Goyal et al., 2017).
       output_stride: the largest stride of the feature map; a stage that
@@ -293,11 +297,10 @@ class ResNet(nn.Module):
         x = jnp.asarray(x, self.dtype)
         stem_width = self._channels(64)
         # The stem sees 3 input channels: per-tap matmuls with a contraction of
-        # 3 are slower than XLA's forward convolution, so in both CPU modes the
-        # stem keeps the XLA forward and only its weight gradient is per-tap.
-        stem_conv = functools.partial(
-            make_conv, impl="xla" if self.conv_impl == "xla" else "matmul_wgrad", dtype=self.dtype
-        )
+        # 3 are slower than XLA's forward convolution, so 'shifted_matmul'
+        # keeps the XLA forward there and only its weight gradient is per-tap.
+        stem_impl = "matmul_wgrad" if self.conv_impl == "shifted_matmul" else self.conv_impl
+        stem_conv = functools.partial(make_conv, impl=stem_impl, dtype=self.dtype)
         if self.stem == "imagenet":
             x = stem_conv(stem_width, 7, 2, name="stem_conv")(x)
             x = nn.relu(norm(name="stem_bn")(x))

@@ -36,7 +36,7 @@ def base_config(method):
   config.model.depth = 18
   config.model.width_multiplier = 1.0
   config.model.stem = "cifar"  # cifar | imagenet
-  config.model.conv_impl = "xla"  # xla | shifted_matmul | matmul_wgrad (faster on CPU)
+  config.model.conv_impl = "xla"  # xla | shifted_matmul | matmul_wgrad | batch_chunked (CPU)
   config.model.dtype = "float32"  # float32 | bfloat16
 
   config.augment = recipes.simclr_cifar(crop_size=32)
@@ -190,7 +190,7 @@ def use_moving_digits(config):
   config.model.depth = 18
   config.model.width_multiplier = 0.125
   config.model.stem = "cifar"
-  config.model.conv_impl = "matmul_wgrad"
+  config.model.conv_impl = "batch_chunked"
   config.augment = recipes.geometric_only(recipes.simclr_cifar(crop_size=32))
   config.train.batch_size = 32
   config.train.checkpoint_every_steps = 100

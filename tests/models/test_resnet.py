@@ -16,10 +16,12 @@ import pytest
 import flax.linen as nn
 from jax.sharding import Mesh, PartitionSpec as P
 
+from ssl_jax.models import layers
 from ssl_jax.models import (
     RESNET_DEPTHS,
     ResNet,
     ShiftedMatmulConv,
+    batch_chunked_conv,
     matmul_wgrad_conv,
     resnet,
     shifted_matmul_conv,
@@ -328,6 +330,28 @@ def test_cross_replica_batchnorm_matches_single_device_global_batch():
     assert not np.allclose(shard_stats["stem_bn"]["var"], ref_stats["stem_bn"]["var"], rtol=1e-3)
 
 
+def test_batch_chunked_gradients_under_shard_map_equal_one_device_xla(monkeypatch):
+    """The custom VJP inside ``shard_map`` (chunks of 2 images per device):
+    the gradient of the global loss equals XLA's on one device."""
+    monkeypatch.setattr(layers, "_CHUNK_POSITIONS", 2 * 8 * 8)
+    mesh = Mesh(np.array(jax.devices()), ("batch",))
+    reference = tiny_resnet()
+    chunked = tiny_resnet(bn_axis_name="batch", conv_impl="batch_chunked")
+    x = images(32, 8)  # four examples per device
+    variables = fake_variables(reference, x)
+
+    def loss(model, params, x):
+        out, _ = model.apply({"params": params, "batch_stats": variables["batch_stats"]},
+                             x, train=True, mutable=["batch_stats"])
+        return jnp.sum(jnp.sin(out))
+
+    ref_grads = jax.jit(jax.grad(functools.partial(loss, reference)))(variables["params"], x)
+    sharded = jax.jit(jax.shard_map(
+        jax.grad(functools.partial(loss, chunked)),  # summed over devices by shard_map
+        mesh=mesh, in_specs=(P(), P("batch")), out_specs=P()))
+    assert_trees_close(sharded(variables["params"], x), ref_grads, rtol=1e-4, atol_frac=5e-5)
+
+
 def test_bfloat16_compute_keeps_float32_params():
     model = tiny_resnet(dtype=jnp.bfloat16)
     x = images(4, 8)
@@ -355,6 +379,7 @@ CONV_CASES = [
     (8, 8, 3, 2, ((1, 1), (1, 1))),  # the ResNet's fixed padding
     (6, 7, 1, 2, "SAME"),  # strided projection shortcut
     (5, 6, 2, 1, "VALID"),  # even kernel
+    (9, 8, 3, 2, "VALID"),  # stride 2 without padding, odd height
 ]
 
 
@@ -365,7 +390,7 @@ def test_shifted_matmul_conv_matches_nn_conv(h, w, k, stride, padding):
     reference = nn.Conv(5, (k, k), strides=stride, padding=padding)
     convs = [reference] + [
         ShiftedMatmulConv(5, k, strides=stride, padding=padding, mode=mode)
-        for mode in ("shifted_matmul", "matmul_wgrad")
+        for mode in ("shifted_matmul", "matmul_wgrad", "batch_chunked")
     ]
     params = fake_variables(reference, x)
     for conv in convs[1:]:  # identical parameter trees: checkpoints interchange
@@ -387,7 +412,51 @@ def test_shifted_matmul_conv_matches_nn_conv(h, w, k, stride, padding):
         assert_trees_close(g, ref_g, rtol=1e-5, atol_frac=1e-5)
 
 
-@pytest.mark.parametrize("fn", [shifted_matmul_conv, matmul_wgrad_conv])
+@pytest.mark.parametrize("h,w,k,stride,padding", CONV_CASES)
+def test_batch_chunked_conv_matches_xla_over_several_chunks(
+        h, w, k, stride, padding, monkeypatch):
+    """Value and both gradients equal ``lax.conv_general_dilated``'s when
+    the batch is cut into chunks (a chunk of 8 output positions here)."""
+    monkeypatch.setattr(layers, "_CHUNK_POSITIONS", 8)
+    rng = np.random.default_rng(h * w + k + stride)
+    x = jnp.asarray(rng.normal(size=(6, h, w, 3)), jnp.float32)
+    kernel = jnp.asarray(rng.normal(size=(k, k, 3, 5)), jnp.float32)
+    pads = layers.resolve_conv_padding(padding, (h, w), (k, k), (stride, stride))
+    out_h = layers.conv_output_size(h, k, stride, pads[0])
+    out_w = layers.conv_output_size(w, k, stride, pads[1])
+    assert layers.conv_batch_chunks(6, out_h, out_w) > 1
+
+    def reference(x, kernel):
+        return jax.lax.conv_general_dilated(
+            x, kernel, (stride, stride), pads, dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+    def chunked(x, kernel):
+        return batch_chunked_conv(x, kernel, stride, padding)
+
+    @jax.jit
+    def run(x, kernel):
+        return [(conv(x, kernel), jax.value_and_grad(
+            lambda x, kernel: jnp.sum(jnp.sin(conv(x, kernel))), argnums=(0, 1))(x, kernel))
+            for conv in (reference, chunked)]
+
+    (ref_y, (ref_v, ref_g)), (y, (v, g)) = run(x, kernel)
+    np.testing.assert_allclose(y, ref_y, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(v, ref_v, rtol=1e-5, atol=1e-5)
+    for grad, ref_grad in zip(g, ref_g):
+        np.testing.assert_allclose(grad, ref_grad, rtol=1e-5, atol=1e-4)
+
+
+def test_conv_batch_chunks_divide_the_batch():
+    assert layers.conv_batch_chunks(128, 32, 32) == 32  # 4 images of 1024
+    assert layers.conv_batch_chunks(128, 16, 16) == 16  # 8 images of 256
+    assert layers.conv_batch_chunks(128, 4, 4) == 1  # 2048 positions in all
+    assert layers.conv_batch_chunks(12, 32, 32) == 6  # a divisor of 12
+    assert layers.conv_batch_chunks(14, 32, 32) == 7
+    assert layers.conv_batch_chunks(7, 32, 32) == 1  # no divisor up to 3
+    assert layers.conv_batch_chunks(1, 1, 1) == 1
+
+
+@pytest.mark.parametrize("fn", [shifted_matmul_conv, matmul_wgrad_conv, batch_chunked_conv])
 def test_conv_functions_reject_bad_inputs(fn):
     x = jnp.zeros((1, 4, 4, 3))
     with pytest.raises(ValueError, match="rank 4"):
@@ -409,7 +478,7 @@ def test_shifted_matmul_conv_bfloat16():
     ref = reference.apply(params, x)
     convs = [
         ShiftedMatmulConv(8, 3, strides=2, mode=mode, dtype=jnp.bfloat16)
-        for mode in ("shifted_matmul", "matmul_wgrad")
+        for mode in ("shifted_matmul", "matmul_wgrad", "batch_chunked")
     ]
 
     @jax.jit
@@ -439,7 +508,7 @@ def test_conv_impls_give_the_same_resnet():
             stage_sizes=(1,), block="bottleneck", width_multiplier=0.125, stem="imagenet",
             conv_impl=impl,
         )
-        for impl in ("xla", "shifted_matmul", "matmul_wgrad")
+        for impl in ("xla", "shifted_matmul", "matmul_wgrad", "batch_chunked")
     }
     variables = fake_variables(models["xla"], x)
     for model in models.values():
@@ -462,5 +531,5 @@ def test_conv_impls_give_the_same_resnet():
     ref = results["xla"]
     # atol 5e-5 of each leaf's largest value: some gradients (of BN shifts
     # feeding the next BN) are rounding noise around 0 of order 1e-6.
-    for impl in ("shifted_matmul", "matmul_wgrad"):
+    for impl in ("shifted_matmul", "matmul_wgrad", "batch_chunked"):
         assert_trees_close(results[impl], ref, rtol=1e-4, atol_frac=5e-5)
