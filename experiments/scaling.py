@@ -20,15 +20,19 @@ with ``model.width_multiplier``).
         --axis=model.width_multiplier=0.0625,0.125,0.25 \
         --axis=model.depth=18,34 --set=train.num_steps=200 \
         --workdir_root=runs/width --out=experiments/results/width
-    python experiments/scaling.py --axis=method=simclr,byol,vicreg \
-        --axis=optim.name=lars,sgd,adamw ...
+    python experiments/scaling.py --axis=method=simclr,byol,vicreg ...
+    # a coupled axis: fields joined by '+', each value's parts by ':'
+    python experiments/scaling.py --config=configs/simclr.py:cifar10 \
+        --axis=train.batch_size=64,512 \
+        --axis=optim.name+optim.base_lr+optim.lr_scaling=lars:1.0:linear,adamw:0.001:none ...
 
 ``train.num_epochs`` cells are turned into ``train.num_steps`` (epochs x
 ``--train_examples`` / batch, at least 1), so every cell's warmup
 (``--warmup_fraction`` of its steps unless ``optim.warmup_steps`` is set)
 and length are explicit in its command. The learning rate follows the
 config's ``optim.lr_scaling`` (linear: base x B/256, sqrt: base x sqrt(B));
-put ``optim.lr_scaling`` or ``optim.name`` on an axis to compare rules and
+put ``optim.lr_scaling`` or ``optim.name`` on an axis (coupled with
+``optim.base_lr``: each rule and optimizer has its own) to compare rules and
 optimizers. Label-fraction results come from the fine-tuning protocols:
 ``--set=eval.protocols=knn,linear,semi_10pct,semi_1pct`` adds their columns.
 """
@@ -65,13 +69,28 @@ PROTOCOL_COLUMNS = ("knn", "linear", "finetune", "semi_10pct", "semi_1pct")
 
 
 def parse_assignment(text, flag):
-  """``'a.b=1,2'`` -> ``('a.b', ['1', '2'])``."""
+  """``'a.b=1,2'`` -> ``('a.b', ['1', '2'])``. A coupled axis joins fields
+  with ``+`` and each value's parts with ``:`` (``'a+b=1:x,2:y'``)."""
   name, sep, values = text.partition("=")
   values = [v for v in values.split(",") if v] if flag == "--axis" else [values]
   if not sep or not name or not values:
     raise ValueError(f"{flag}={text!r}: expected {flag}=field.name="
                      + ("v1,v2,..." if flag == "--axis" else "value"))
+  width = len(name.split("+"))
+  if width > 1 and any(len(v.split(":")) != width for v in values):
+    raise ValueError(f"{flag}={text!r}: each value of a coupled axis gives "
+                     f"{width} parts joined by ':'.")
   return name.strip(), values
+
+
+def expand(cell):
+  """A cell's ``{field: value}``, coupled axes split into their fields."""
+  fields = {}
+  for name, value in cell.items():
+    parts = name.split("+")
+    fields.update(zip(parts, value.split(":")) if len(parts) > 1
+                  else [(name, value)])
+  return fields
 
 
 def grid(axes):
@@ -83,15 +102,15 @@ def grid(axes):
 
 
 def cell_name(cell):
-  return ",".join(f"{name.rpartition('.')[2]}={value}"
-                  for name, value in cell.items()).replace("/", "_")
+  return ",".join(f"{name.rpartition('.')[2]}={value}" for name, value
+                  in expand(cell).items()).replace("/", "_")
 
 
 def cell_fields(cell, fixed, train_examples, warmup_fraction):
   """The ``--config.*`` fields of ``cell`` (its values over the ``fixed``
   ones), with epochs turned into steps and the warmup made explicit."""
   fields = dict(fixed)
-  fields.update({k: v for k, v in cell.items() if k != "method"})
+  fields.update({k: v for k, v in expand(cell).items() if k != "method"})
   fields.setdefault("train.progress_bar", "False")
   epochs = fields.pop("train.num_epochs", None)
   if epochs is not None:

@@ -34,6 +34,17 @@ def test_epochs_become_steps_with_an_explicit_warmup():
     scaling.cell_fields(cell, {}, 0, 0.1)
 
 
+def test_coupled_axis_sets_its_fields_together():
+  name, values = scaling.parse_assignment(
+      "optim.name+optim.base_lr=lars:1.0,adamw:0.001", "--axis")
+  cells = scaling.grid([(name, values)])
+  fields = scaling.cell_fields(cells[1], {"optim.name": "sgd"}, 0, 0.1)
+  assert fields["optim.name"] == "adamw" and fields["optim.base_lr"] == "0.001"
+  assert scaling.cell_name(cells[0]) == "name=lars,base_lr=1.0"
+  with pytest.raises(ValueError, match="2 parts joined by ':'"):
+    scaling.parse_assignment("optim.name+optim.base_lr=lars", "--axis")
+
+
 def test_method_axis_picks_the_config_file():
   assert (scaling.cell_config({"method": "byol"}, "configs/simclr.py:cifar10")
           == "configs/byol.py:cifar10")
