@@ -78,7 +78,8 @@ def load_config(method, preset):
   return module.get_config(preset)
 
 
-def _median_seconds(fn, steps, warmup):
+def median_seconds(fn, steps, warmup):
+  """Median wall time of ``fn()`` over ``steps`` calls after ``warmup``."""
   for _ in range(warmup):
     fn()
   times = []
@@ -95,7 +96,7 @@ def measured_matmul_tflops(size=2048, repeats=5):
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
   a = jnp.ones((size, size), jnp.float32)
   matmul = jax.jit(lambda x: x @ x)
-  seconds = _median_seconds(lambda: matmul(a).block_until_ready(), repeats, 1)
+  seconds = median_seconds(lambda: matmul(a).block_until_ready(), repeats, 1)
   return 2 * size**3 / seconds / 1e12
 
 
@@ -184,7 +185,7 @@ def bench_one(spec):
     holder["state"], metrics = compiled(holder["state"], images, labels)
     jax.block_until_ready(metrics)
 
-  step_s = _median_seconds(run, spec["steps"], spec["warmup"])
+  step_s = median_seconds(run, spec["steps"], spec["warmup"])
   stats = jax.devices()[0].memory_stats() or {}
   peak, source = peak_tflops(spec["dtype"], spec.get("peak_tflops"))
   source = spec.get("peak_source", source)
@@ -300,7 +301,8 @@ def main(argv=None):
     if args.peak_tflops is None:  # measured once per dtype, in its own process
       if dtype not in peaks:
         peaks[dtype] = run_child(spec, "peak")
-      spec.update(peaks[dtype])
+      spec.update({k: peaks[dtype].get(k)
+                   for k in ("peak_tflops", "peak_source")})
     row = run_child(spec, "jax")
     # The reference is SimCLR's float32 step.
     if (use_torch and "error" not in row and method == "simclr"

@@ -57,8 +57,8 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import statistics
-import time
+import os
+import sys
 
 import torch
 from torch import nn
@@ -66,6 +66,9 @@ import torch.nn.functional as F
 
 # depth -> (blocks per stage, block type): ssl_jax's own table.
 from ssl_jax.models.resnet import RESNET_DEPTHS
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import bench_step  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 STEMS = ("cifar", "imagenet")
 _BN_MOMENTUM = 0.1  # torch's convention: flax's momentum 0.9.
@@ -335,17 +338,6 @@ def _make_step(batch_size, image_size, depth, width_multiplier, stem,
   return model, step
 
 
-def _median_step_time(step, steps, warmup):
-  for _ in range(warmup):
-    step()
-  times = []
-  for _ in range(steps):
-    start = time.perf_counter()
-    step()
-    times.append(time.perf_counter() - start)
-  return statistics.median(times)
-
-
 def time_simclr_step(batch_size, image_size, depth=18, width_multiplier=1.0,
                      stem="cifar", proj_hidden_dim=512, proj_dim=128,
                      temperature=0.5, steps=5, warmup=2, threads=None,
@@ -390,11 +382,11 @@ def time_simclr_step(batch_size, image_size, depth=18, width_multiplier=1.0,
       probe = {}
       for fmt in (False, True):
         _, step = _make_step(channels_last=fmt, **setting)
-        probe["channels_last" if fmt else "contiguous"] = _median_step_time(
+        probe["channels_last" if fmt else "contiguous"] = bench_step.median_seconds(
             step, steps=2, warmup=max(warmup, 1))
       channels_last = probe["channels_last"] < probe["contiguous"]
     model, step = _make_step(channels_last=bool(channels_last), **setting)
-    step_s = _median_step_time(step, steps, warmup)
+    step_s = bench_step.median_seconds(step, steps, warmup)
     result = {
         "step_s": step_s,
         "images_per_sec": batch_size / step_s,
