@@ -165,7 +165,7 @@ def main():
   parser.add_argument("--workdir_root", default="runs/compare_methods")
   parser.add_argument("--out", default="experiments/results/cifar10_methods")
   parser.add_argument("--width", type=float, default=0.125)
-  parser.add_argument("--conv_impl", default="batch_chunked")
+  parser.add_argument("--conv_impl", default="auto")
   parser.add_argument("--batch_size", type=int, default=128)
   parser.add_argument("--steps", type=int, default=100)
   parser.add_argument("--eval_train", type=int, default=10000)

@@ -1,4 +1,4 @@
-r"""A PyTorch (eager, CPU) reference of ssl_jax's SimCLR training step.
+r"""A PyTorch (eager; CPU or CUDA) reference of ssl_jax's SimCLR training step.
 
 What it is: the same network as ssl_jax's SimCLR (``ssl_jax.models.resnet``
 encoder + ``ssl_jax.models.MLPHead`` projector, as built by
@@ -16,7 +16,8 @@ ReLU] * (proj_layers - 1) -> Linear (bias)``. BatchNorm uses momentum 0.1
 checks that the parameter count and every parameter's shape equal those of
 ssl_jax's network (its online linear probe excluded, see below).
 
-What it measures: one SimCLR training step, timed eagerly on the CPU:
+What it measures: one SimCLR training step, timed eagerly (on the GPU when
+one is visible, else the CPU; in float32 or under bfloat16 autocast):
 
 1. concatenate two pre-made random "views" (``2 x batch`` float32 images,
    NCHW) and run ONE forward pass of the network in training mode over the
@@ -71,6 +72,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bench_step  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 STEMS = ("cifar", "imagenet")
+DTYPES = ("float32", "bfloat16")
 _BN_MOMENTUM = 0.1  # torch's convention: flax's momentum 0.9.
 _BN_EPSILON = 1e-5
 # flax/jax lecun_normal: a normal truncated at +-2 std, rescaled so that the
@@ -312,27 +314,42 @@ def nt_xent(z1, z2, temperature):
 
 def _make_step(batch_size, image_size, depth, width_multiplier, stem,
                proj_hidden_dim, proj_dim, temperature, channels_last, seed,
-               lr=1e-3):
-  """Builds model, optimizer and views; returns ``(model, step)``."""
+               device="cpu", dtype="float32", lr=1e-3):
+  """Builds model, optimizer and views; returns ``(model, step)``.
+
+  ``dtype='bfloat16'`` runs the forward pass and the loss under
+  ``torch.autocast`` (bfloat16 compute, float32 master weights), PyTorch's
+  counterpart of ssl_jax's ``model.dtype='bfloat16'``.
+  """
+  if dtype not in DTYPES:
+    raise ValueError(f"dtype must be one of {DTYPES}, got {dtype!r}")
   torch.manual_seed(seed)
   model = build_simclr_model(depth, width_multiplier, stem,
                              proj_hidden_dim=proj_hidden_dim, proj_dim=proj_dim)
   memory_format = (torch.channels_last if channels_last
                    else torch.contiguous_format)
-  model = model.to(memory_format=memory_format).train()
+  model = model.to(device=device, memory_format=memory_format).train()
   optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
   shape = (batch_size, 3, image_size, image_size)
-  view1 = torch.randn(shape).contiguous(memory_format=memory_format)
-  view2 = torch.randn(shape).contiguous(memory_format=memory_format)
+  view1 = torch.randn(shape, device=device).contiguous(
+      memory_format=memory_format)
+  view2 = torch.randn(shape, device=device).contiguous(
+      memory_format=memory_format)
+  autocast = torch.autocast(device_type=torch.device(device).type,
+                            dtype=torch.bfloat16,
+                            enabled=dtype == "bfloat16")
 
   def step():
     optimizer.zero_grad(set_to_none=True)
-    # One forward over both views: BatchNorm statistics over all 2B images.
-    projections = model(torch.cat([view1, view2]))
-    loss = nt_xent(projections[:batch_size], projections[batch_size:],
-                   temperature)
+    with autocast:
+      # One forward over both views: BatchNorm statistics over all 2B images.
+      projections = model(torch.cat([view1, view2]))
+      loss = nt_xent(projections[:batch_size].float(),
+                     projections[batch_size:].float(), temperature)
     loss.backward()
     optimizer.step()
+    if view1.is_cuda:  # the timer reads the host clock: wait for the device
+      torch.cuda.synchronize()
     return loss.detach()
 
   return model, step
@@ -341,8 +358,9 @@ def _make_step(batch_size, image_size, depth, width_multiplier, stem,
 def time_simclr_step(batch_size, image_size, depth=18, width_multiplier=1.0,
                      stem="cifar", proj_hidden_dim=512, proj_dim=128,
                      temperature=0.5, steps=5, warmup=2, threads=None,
-                     channels_last=None, seed=0):
-  """Times PyTorch's eager SimCLR training step on the CPU.
+                     channels_last=None, seed=0, device=None,
+                     dtype="float32"):
+  """Times PyTorch's eager SimCLR training step.
 
   Args:
     batch_size: images per step B (the network sees 2B views).
@@ -358,17 +376,27 @@ def time_simclr_step(batch_size, image_size, depth=18, width_multiplier=1.0,
       contiguous NCHW; None: time both (``warmup`` steps and then 2 timed
       steps each) and use the faster one.
     seed: torch seed for the initialisation and the random views.
+    device: 'cpu' or 'cuda'; None: 'cuda' when a GPU is visible. On CUDA,
+      cuDNN autotuning (``cudnn.benchmark``) and TF32 matmuls are on, as
+      XLA's defaults are for float32 on the GPU.
+    dtype: 'float32', or 'bfloat16' (autocast, float32 master weights).
 
   Returns:
     A dict: ``step_s`` (median seconds per step), ``images_per_sec``
     (``batch_size / step_s``, an image being its two views), ``num_params``,
-    ``channels_last`` (the memory format used), ``threads``,
-    ``torch_version``; plus the setting (``batch_size``, ``image_size``,
+    ``channels_last`` (the memory format used), ``threads``, ``device``,
+    ``dtype``, ``torch_version``; plus the setting (``batch_size``, ``image_size``,
     ``depth``, ``width_multiplier``, ``stem``, ``steps``, ``warmup``) and,
     when the format was chosen, ``format_probe_s`` (the probe's times).
   """
   if steps < 1 or warmup < 0:
     raise ValueError(f"need steps >= 1 and warmup >= 0, got {steps}, {warmup}")
+  if device is None:
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+  if device == "cuda":
+    torch.backends.cudnn.benchmark = True
+    torch.backends.cuda.matmul.allow_tf32 = True
+    torch.backends.cudnn.allow_tf32 = True
   previous_threads = torch.get_num_threads()
   if threads is not None:
     torch.set_num_threads(threads)
@@ -376,7 +404,8 @@ def time_simclr_step(batch_size, image_size, depth=18, width_multiplier=1.0,
     setting = dict(batch_size=batch_size, image_size=image_size, depth=depth,
                    width_multiplier=width_multiplier, stem=stem,
                    proj_hidden_dim=proj_hidden_dim, proj_dim=proj_dim,
-                   temperature=temperature, seed=seed)
+                   temperature=temperature, seed=seed, device=device,
+                   dtype=dtype)
     probe = None
     if channels_last is None:
       probe = {}
@@ -393,6 +422,8 @@ def time_simclr_step(batch_size, image_size, depth=18, width_multiplier=1.0,
         "num_params": count_parameters(model),
         "channels_last": bool(channels_last),
         "threads": torch.get_num_threads(),
+        "device": device,
+        "dtype": dtype,
         "torch_version": torch.__version__,
         "batch_size": batch_size,
         "image_size": image_size,
@@ -430,6 +461,9 @@ def main(argv=None):
                       help="untimed steps before the timed ones")
   parser.add_argument("--threads", type=int, default=None,
                       help="torch intra-op threads (default: torch's, all cores)")
+  parser.add_argument("--device", default=None, choices=("cpu", "cuda"),
+                      help="default: cuda when a GPU is visible")
+  parser.add_argument("--dtype", default="float32", choices=DTYPES)
   parser.add_argument("--memory_format", default="auto",
                       choices=("auto", "contiguous", "channels_last"),
                       help="auto: time both briefly and keep the faster")
@@ -441,7 +475,8 @@ def main(argv=None):
       width_multiplier=args.width, stem=args.stem,
       proj_hidden_dim=args.proj_hidden_dim, proj_dim=args.proj_dim,
       temperature=args.temperature, steps=args.steps, warmup=args.warmup,
-      threads=args.threads, channels_last=channels_last)
+      threads=args.threads, channels_last=channels_last, device=args.device,
+      dtype=args.dtype)
   print(json.dumps(result, indent=2))
   return result
 

@@ -14,8 +14,14 @@ line (``--config`` may then be left out) (protocols, fine-tuning settings, ``con
 another dataset). Both write ``<workdir>/eval.json`` and ``eval.md``.
 A bad flag, an unknown config key or an inconsistent config ends the run
 with one line naming the problem (exit status 2), not a traceback.
+SIGTERM or SIGINT during training (preemption) finishes the current step,
+saves its checkpoint and exits with status 0; rerunning the command resumes.
+A non-finite loss under ``config.train.nonfinite='stop'`` exits with status
+1, naming the step; the last good checkpoint is kept.
 """
 
+import difflib
+import importlib.util
 import os
 import sys
 
@@ -41,17 +47,84 @@ def _fail(message):
   sys.exit(2)
 
 
+def _config_keys(config, prefix=""):
+  """The dotted names of every field of ``config`` (sections and leaves)."""
+  keys = []
+  for name, value in config.items():
+    keys.append(prefix + name)
+    if hasattr(value, "items") and hasattr(value, "lock"):  # a ConfigDict
+      keys.extend(_config_keys(value, f"{prefix}{name}."))
+  return keys
+
+
+def _loaded_config(argv):
+  """The config of ``--config`` (loaded again if flag parsing stopped early)."""
+  try:
+    config = _CONFIG.value
+    if config is not None and hasattr(config, "items"):
+      return config
+  except Exception:  # pylint: disable=broad-except
+    pass
+  spec = EVAL_ONLY_CONFIG
+  for arg in argv[1:]:
+    if arg.startswith("--config="):
+      spec = arg[len("--config="):]
+  path, _, preset = spec.partition(":")
+  try:
+    module_spec = importlib.util.spec_from_file_location("_ssl_jax_config", path)
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    return module.get_config(preset) if preset else module.get_config()
+  except Exception:  # pylint: disable=broad-except
+    return None
+
+
+def _unknown_override(argv):
+  """One line for the first ``--config.<key>`` naming no field, or None."""
+  overrides = []
+  for arg in argv[1:]:
+    for prefix in ("--config.", "--noconfig."):
+      if arg.startswith(prefix):
+        overrides.append((arg, arg[len(prefix):].split("=", 1)[0]))
+  if not overrides:
+    return None
+  config = _loaded_config(argv)
+  if config is None:
+    return None
+  known = _config_keys(config)
+  leaves = [k for k in known if not any(o.startswith(k + ".") for o in known)]
+  for arg, key in overrides:
+    if key in known or "[" in key:
+      continue
+    # The closest fields, and those about as close (a name in two sections).
+    scores = sorted(((difflib.SequenceMatcher(None, key, leaf).ratio(), leaf)
+                     for leaf in leaves), reverse=True)
+    close = [leaf for score, leaf in scores[:3]
+             if score >= 0.6 and score >= scores[0][0] - 0.05]
+    parent, _, _ = key.rpartition(".")
+    if close:
+      hint = "did you mean " + " or ".join(f"--config.{c}" for c in close) + "?"
+    elif parent and parent in known:
+      fields = [k[len(parent) + 1:] for k in leaves
+                if k.startswith(parent + ".") and "." not in k[len(parent) + 1:]]
+      hint = f"config.{parent} has the fields {fields}."
+    else:
+      hint = "see the --config file for the fields."
+    return (f"unknown config key config.{key} (in {arg}); {hint}")
+  return None
+
+
 def parse_flags(argv):
   """absl flag parsing, with config override errors reported in one line."""
   try:
     return flags.FLAGS(argv)
   except flags.Error as e:
-    _fail(str(e))
+    _fail(_unknown_override(argv) or str(e))
   except (AttributeError, KeyError, TypeError, ValueError) as e:
     # ml_collections raises these for an override of an unknown key, with the
     # key and a "Did you mean" hint in the message.
     message = str(e).strip("'\"").replace("\\n", " ").replace("\\'", "'")
-    _fail(f"bad config override: {message}")
+    _fail(_unknown_override(argv) or f"bad config override: {message}")
 
 
 def main(argv):
@@ -71,6 +144,7 @@ def main(argv):
   if config.distributed:
     jax.distributed.initialize()
   from ssl_jax import graph  # pylint: disable=g-import-not-at-top
+  from ssl_jax.data import sources  # pylint: disable=g-import-not-at-top
   from ssl_jax.train import loop  # pylint: disable=g-import-not-at-top
   if graph.handles(config, _WORKDIR.value):  # GCC: the graph training loop
     from ssl_jax.graph import train as runner  # pylint: disable=g-import-not-at-top
@@ -82,8 +156,14 @@ def main(argv):
       runner.train_and_evaluate(config, _WORKDIR.value)
     else:
       runner.evaluate_checkpoint(config, _WORKDIR.value)
-  except (loop.ConfigError, FileNotFoundError) as e:
+  except (loop.ConfigError, FileNotFoundError, sources.DataError) as e:
     _fail(str(e))
+  except loop.Preempted as e:
+    print(f"ssl_jax: {e}", file=sys.stderr)
+    sys.exit(0)
+  except loop.NonFiniteError as e:
+    print(f"ssl_jax: error: {e}", file=sys.stderr)
+    sys.exit(1)
 
 
 def run():

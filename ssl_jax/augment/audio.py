@@ -108,6 +108,18 @@ def log_mel_spectrogram(signal: Array, sample_rate: float, fft_size: int,
                         center: bool = True) -> Array:
   """``log(max(mel power, eps))`` of ``signal`` ``(..., L)``:
   ``(..., frames, num_mels)``, time first (an image of frames x mels)."""
-  power = jnp.abs(stft(signal, fft_size, hop_length, center)) ** 2
+  # Signals louder than 1 are divided by their peak s first and log(s^2)
+  # added back: the power of a float32 signal above ~1e17 overflows (and
+  # inf * 0 in the filterbank product gave NaN). Signals in [-1, 1] are not
+  # rescaled, and give exactly log(max(mel power, eps)). s is at most 2^126:
+  # XLA:CPU divides by multiplying with the reciprocal, which flushes to 0
+  # above that.
+  signal = jnp.asarray(signal, jnp.float32)
+  peak = jnp.clip(jnp.max(jnp.abs(signal), axis=-1, keepdims=True), 1.0,
+                  2.0 ** 126)
+  power = jnp.abs(stft(signal / peak, fft_size, hop_length, center)) ** 2
   filters = mel_filterbank(num_mels, fft_size, sample_rate, fmin, fmax)
-  return jnp.log(jnp.maximum(power @ filters, eps))
+  mel = power @ filters
+  tiny = jnp.finfo(jnp.float32).tiny  # log(0) = -inf would NaN the gradient
+  return jnp.maximum(jnp.log(jnp.maximum(mel, tiny)) + 2.0 * jnp.log(peak)[
+      ..., None], jnp.log(jnp.float32(eps)))

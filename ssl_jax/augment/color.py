@@ -271,7 +271,16 @@ def gaussian_blur(image: Array, sigma: Array, kernel_size: int,
   if kernel_size == 1:
     return image
   out = _convolve_axis(image, taps, 0, padding)
-  return _convolve_axis(out, taps, 1, padding)
+  out = _convolve_axis(out, taps, 1, padding)
+  # Every output is a convex combination of input pixels (and of the zero
+  # padding), but the float32 taps sum to 1 only up to rounding: without the
+  # clip an all-white image blurred to 1 + 1.2e-7 (and solarize then made
+  # it negative), and a constant image did not stay exactly constant.
+  low = jnp.min(image, axis=(0, 1))
+  high = jnp.max(image, axis=(0, 1))
+  if padding == "zero":
+    low, high = jnp.minimum(low, 0.0), jnp.maximum(high, 0.0)
+  return jnp.clip(out, low, high)
 
 
 # ---------------------------------------------------------------------------

@@ -184,9 +184,14 @@ def resized_crop(image: Array, box: Array, out_size: Size,
   cols = _bilinear_weights(box[1], box[3], in_w, out_w, antialias)
   dtype = image.dtype if jnp.issubdtype(image.dtype, jnp.floating) else jnp.float32
   x = image.astype(jnp.float32)
+  # Rows of non-negative weights summing to 1: every output is a convex
+  # combination of pixels, and the clip to the input's range (per channel)
+  # removes the rounding of the weights' sum (an all-white image resized to
+  # 1 + 1.2e-7 without it).
+  low, high = jnp.min(x, axis=(0, 1)), jnp.max(x, axis=(0, 1))
   x = jnp.einsum("oh,hwc->owc", rows, x, precision=lax.Precision.HIGHEST)
   x = jnp.einsum("pw,owc->opc", cols, x, precision=lax.Precision.HIGHEST)
-  return x.astype(dtype)
+  return jnp.clip(x, low, high).astype(dtype)
 
 
 def resize(image: Array, out_size: Size, antialias: bool = True) -> Array:

@@ -5,12 +5,16 @@ Sources (:mod:`ssl_jax.data.sources`) are random-access sequences of
 videos) with ``num_classes`` and ``image_shape``; :mod:`ssl_jax.data.video`
 generates moving-digits videos; the pipeline (:mod:`ssl_jax.data.pipeline`)
 shuffles, shards per host and batches them with grain.
+:mod:`ssl_jax.data.image_folder` decodes ``<data_dir>/<split>/<class>/<image>``
+PNG/JPEG folders. Bad data raises :class:`DataError` when a source is built.
 :mod:`ssl_jax.data.audio` loads the spoken digits (FSDD) as waveforms.
 :mod:`ssl_jax.data.npz_to_tfds` writes an npz folder as a TFDS array_record
 dataset without TensorFlow.
 """
 from ssl_jax.data.audio import SpokenDigits
 from ssl_jax.data.audio import load_fsdd
+from ssl_jax.data.image_folder import ImageFolderSource
+from ssl_jax.data.image_folder import load_image_folder
 from ssl_jax.data.pipeline import TrainIterator
 from ssl_jax.data.pipeline import TrainLoader
 from ssl_jax.data.pipeline import iterate_batches
@@ -18,6 +22,7 @@ from ssl_jax.data.pipeline import make_train_loader
 from ssl_jax.data.pipeline import read_records
 from ssl_jax.data.sources import VALID_SOURCES
 from ssl_jax.data.sources import ArraySource
+from ssl_jax.data.sources import DataError
 from ssl_jax.data.sources import TfdsSource
 from ssl_jax.data.sources import as_arrays
 from ssl_jax.data.sources import get_source
@@ -29,6 +34,8 @@ from ssl_jax.data.video import load_moving_digits
 
 __all__ = [
     "ArraySource",
+    "DataError",
+    "ImageFolderSource",
     "MovingDigits",
     "SpokenDigits",
     "TfdsSource",
@@ -41,6 +48,7 @@ __all__ = [
     "load_digits",
     "load_moving_digits",
     "load_fsdd",
+    "load_image_folder",
     "load_npz",
     "load_tfds",
     "make_train_loader",

@@ -23,14 +23,23 @@ Sources:
   (uint8 NHWC, or NTHWC for videos) and ``label`` arrays.
 * :func:`load_tfds` -- a TFDS dataset prepared in the ``array_record`` format,
   read through ``tfds.data_source`` (no TensorFlow needed, nothing downloaded).
+* ``ssl_jax.data.image_folder.load_image_folder`` -- PNG/JPEG files laid out
+  as ``<data_dir>/<split>/<class_name>/<image>``, decoded at load time.
 * ``ssl_jax.data.video.MovingDigits`` -- seeded videos of coloured digits
   bouncing in a frame (records ``(T, H, W, 3)``), generated on the fly.
+
+Bad data is refused when a source is built, not in the middle of training:
+every problem with the files or arrays (dtype, rank, channels, pixel range,
+labels, an empty split) raises :class:`DataError` (a ``ValueError``; the
+dtype problems also a ``TypeError``) with one message naming the file or
+array and the fix. A missing file or folder raises ``FileNotFoundError``.
 
 :func:`get_source` picks one of these from a data config and :func:`as_arrays`
 materialises any source as two arrays for evaluation.
 """
 from __future__ import annotations
 
+import difflib
 import functools
 import os
 import threading
@@ -40,6 +49,8 @@ import numpy as np
 
 __all__ = [
     "ArraySource",
+    "DataError",
+    "DataTypeError",
     "TfdsSource",
     "VALID_SOURCES",
     "DIGITS_SPLIT_SEED",
@@ -53,7 +64,7 @@ __all__ = [
 
 #: Values accepted for ``data_config.source`` by :func:`get_source`.
 VALID_SOURCES = ("digits", "npz", "tfds", "moving_digits", "audio_visual",
-                 "image_text")
+                 "image_text", "image_folder")
 
 #: Seed of the fixed, class-stratified digits train/test split.
 DIGITS_SPLIT_SEED = 0
@@ -61,8 +72,95 @@ DIGITS_SPLIT_SEED = 0
 DIGITS_TEST_FRACTION = 0.2
 
 
+class DataError(ValueError):
+  """Data that cannot be trained on; the message names the file and the fix."""
+
+
+class DataTypeError(DataError, TypeError):
+  """A :class:`DataError` about a dtype (also a ``TypeError``)."""
+
+
 def _is_integer_dtype(dtype: np.dtype) -> bool:
   return np.issubdtype(dtype, np.integer) and dtype != np.bool_
+
+
+def uint8_fix(images: np.ndarray) -> str:
+  """How to turn ``images`` (not uint8) into uint8 pixels, from their range."""
+  images = np.asarray(images)
+  if images.size == 0:
+    return "Save the images as uint8."
+  if images.dtype == np.bool_:
+    return ("Its values are booleans; for binary images use "
+            "images.astype(np.uint8) * 255.")
+  if not (np.issubdtype(images.dtype, np.floating)
+          or np.issubdtype(images.dtype, np.integer)):
+    return "Save the pixels as a numeric uint8 array."
+  if np.issubdtype(images.dtype, np.floating):
+    bad = int(np.size(images) - np.count_nonzero(np.isfinite(images)))
+    if bad:
+      return (f"{bad} of its values are NaN or infinite; fix the data, then "
+              "save the pixels as uint8 0..255.")
+  lo, hi = images.min(), images.max()
+  what = f"Its values lie in [{lo}, {hi}]"
+  if lo < 0:
+    return (f"{what}: negative pixels, so the images look normalised already. "
+            "Pass the raw uint8 pixels 0..255; the pipeline normalises with "
+            "config.augment.mean/std.")
+  if np.issubdtype(images.dtype, np.floating) and hi <= 1:
+    return (f"{what}, so convert with np.round(images * 255)"
+            ".astype(np.uint8).")
+  if hi <= 255:
+    how = ("np.round(images).astype(np.uint8)"
+           if np.issubdtype(images.dtype, np.floating)
+           else "images.astype(np.uint8)")
+    return f"{what}, so convert with {how}."
+  scale = "257" if images.dtype == np.uint16 else f"({hi} / 255)"
+  return (f"{what}, beyond 255 (more than 8 bits per pixel): rescale, e.g. "
+          f"np.round(images / {scale}).astype(np.uint8).")
+
+
+def check_channels(shape: Sequence[int], where: str) -> None:
+  """Raises :class:`DataError` unless ``shape`` ends in 1 or 3 channels."""
+  shape = tuple(int(d) for d in shape)
+  channels = shape[-1]
+  if channels in (1, 3):
+    return
+  # (N, C, H, W) or (N, T, C, H, W): the channel axis before the spatial ones.
+  channel_axis = len(shape) - 3
+  if channel_axis >= 1 and shape[channel_axis] in (1, 3):
+    order = list(range(len(shape)))
+    order.append(order.pop(channel_axis))
+    fix = ("They look channels-first: make them channels-last with "
+           f"images.transpose{tuple(order)}.")
+  elif channels == 4:
+    fix = "Drop the alpha channel with images[..., :3]."
+  elif channels == 2:
+    fix = "Drop the alpha channel of grey + alpha images with images[..., :1]."
+  else:
+    fix = "Give them 1 (grayscale) or 3 (RGB) channels."
+  raise DataError(
+      f"{where}: images of shape {shape} have {channels} channels last; "
+      f"expected 1 (grayscale) or 3 (RGB) channels last. {fix}")
+
+
+def _label_dtype_fix(labels: np.ndarray) -> str:
+  if (np.issubdtype(labels.dtype, np.floating) and labels.size
+      and np.all(np.isfinite(labels)) and np.all(labels == np.round(labels))):
+    return "They are whole numbers: convert with labels.astype(np.int64)."
+  return "Labels are class ids 0..num_classes-1."
+
+
+def _label_range_fix(labels: np.ndarray, num_classes: int) -> str:
+  negative = int(np.count_nonzero(labels < 0))
+  too_big = int(np.count_nonzero(labels >= num_classes))
+  parts = []
+  if negative:
+    parts.append(f"{negative} label(s) are negative (-1 often marks unlabelled "
+                 "examples: drop them)")
+  if too_big:
+    parts.append(f"{too_big} label(s) are >= {num_classes} (pass the right "
+                 "num_classes, or renumber the classes 0..num_classes-1)")
+  return "; ".join(parts) + "."
 
 
 class ArraySource:
@@ -78,9 +176,12 @@ class ArraySource:
       (e.g. ``"cifar10/train.npz"``).
 
   Raises:
-    TypeError: if ``images`` is not uint8 or ``labels`` not integer.
-    ValueError: on wrong ranks, mismatched lengths, an empty dataset or labels
-      outside ``[0, num_classes)``.
+    DataTypeError: (a ``TypeError`` and a ``ValueError``) if ``images`` is
+      not uint8 (the message says how to convert, from the values' range) or
+      ``labels`` not integer.
+    DataError: (a ``ValueError``) on wrong ranks, a channel count other than
+      1 or 3, mismatched lengths, an empty dataset or labels outside
+      ``[0, num_classes)``.
   """
 
   def __init__(
@@ -95,47 +196,52 @@ class ArraySource:
     images = np.asarray(images)
     labels = np.asarray(labels)
     if images.dtype != np.uint8:
-      raise TypeError(
+      raise DataTypeError(
           f"ArraySource{what}: images must be uint8 with values 0..255, got "
-          f"dtype {images.dtype}. Convert float images in [0, 1] with "
-          "np.round(x * 255).astype(np.uint8)."
+          f"dtype {images.dtype}. {uint8_fix(images)}"
       )
     if images.ndim not in (4, 5):
-      raise ValueError(
+      raise DataError(
           f"ArraySource{what}: images must have rank 4 (N, H, W, C), or 5 "
           f"(N, T, H, W, C) for videos, got shape {images.shape}. Add a "
           "channel axis to grayscale images with images[..., None]."
       )
     if labels.ndim != 1:
-      raise ValueError(
+      hint = (" One-hot labels? Pass labels.argmax(axis=1)."
+              if labels.ndim == 2 and labels.shape[0] == len(images) else "")
+      raise DataError(
           f"ArraySource{what}: labels must have rank 1 (N,), got shape "
-          f"{labels.shape}."
+          f"{labels.shape}.{hint}"
       )
     if not _is_integer_dtype(labels.dtype):
-      raise TypeError(
+      raise DataTypeError(
           f"ArraySource{what}: labels must be integers, got dtype "
-          f"{labels.dtype}."
+          f"{labels.dtype}. {_label_dtype_fix(labels)}"
       )
     if len(images) != len(labels):
-      raise ValueError(
+      raise DataError(
           f"ArraySource{what}: got {len(images)} images but {len(labels)} "
           "labels; they must have the same length."
       )
     if len(images) == 0:
-      raise ValueError(f"ArraySource{what}: the dataset holds no images.")
+      raise DataError(
+          f"ArraySource{what}: the dataset holds no images (shape "
+          f"{images.shape}); give it at least one example, or point the "
+          "config at the split you meant."
+      )
+    check_channels(images.shape, f"ArraySource{what}")
     if isinstance(num_classes, bool) or not isinstance(
         num_classes, (int, np.integer)
     ) or num_classes < 1:
-      raise ValueError(
+      raise DataError(
           f"ArraySource{what}: num_classes must be a positive int, got "
           f"{num_classes!r}."
       )
     lo, hi = int(labels.min()), int(labels.max())
     if lo < 0 or hi >= num_classes:
-      raise ValueError(
+      raise DataError(
           f"ArraySource{what}: labels must lie in [0, {num_classes}), got "
-          f"values in [{lo}, {hi}]. Pass the right num_classes or fix the "
-          "labels."
+          f"values in [{lo}, {hi}]: {_label_range_fix(labels, num_classes)}"
       )
     self._images = np.ascontiguousarray(images)
     self._labels = labels.astype(np.int32)
@@ -227,7 +333,7 @@ def load_digits(split: str = "train") -> ArraySource:
     ``image_shape == (8, 8, 1)``.
   """
   if split not in ("train", "test"):
-    raise ValueError(
+    raise DataError(
         f"load_digits: unknown split {split!r}; the digits have the splits "
         "'train' and 'test'."
     )
@@ -242,6 +348,19 @@ def load_digits(split: str = "train") -> ArraySource:
 # ----------------------------------------------------------------------------
 
 
+def missing_split_hint(directory: str, list_splits, found_label: str,
+                       none_label: str) -> str:
+  """What ``directory`` holds instead of a missing split, for an error:
+  ``'<found_label>: [...]'`` (``list_splits()``), ``none_label`` when that
+  list is empty, or that the folder is a file or does not exist."""
+  if os.path.isdir(directory):
+    found = list_splits()
+    return f"{found_label}: {found}" if found else none_label
+  if os.path.exists(directory):
+    return f"{directory} is a file, not a folder"
+  return "the folder does not exist"
+
+
 def _npz_path(directory: os.PathLike[str] | str, split: str) -> str:
   return os.path.join(os.fspath(directory), f"{split}.npz")
 
@@ -252,11 +371,14 @@ def _infer_npz_num_classes(directory: str) -> int:
   for fname in sorted(os.listdir(directory)):
     if not fname.endswith(".npz"):
       continue
-    with np.load(os.path.join(directory, fname), allow_pickle=False) as f:
-      if "label" in f.files:
-        labels = f["label"]
-        if labels.size and _is_integer_dtype(labels.dtype):
-          max_label = max(max_label, int(labels.max()))
+    try:
+      with np.load(os.path.join(directory, fname), allow_pickle=False) as f:
+        if "label" in f.files:
+          labels = f["label"]
+          if labels.size and _is_integer_dtype(labels.dtype):
+            max_label = max(max_label, int(labels.max()))
+    except Exception:  # pylint: disable=broad-except
+      continue  # an unreadable file is reported when its split is loaded
   return max_label + 1
 
 
@@ -283,62 +405,80 @@ def load_npz(
   Raises:
     FileNotFoundError: if the folder or the file is missing (the message lists
       the splits that exist).
-    ValueError: if a key is missing, ``image`` is not uint8 or has the wrong
-      rank, or ``label`` does not match.
+    DataError: (a ``ValueError``) if the file is not an npz, a key is
+      missing, ``image`` is not uint8, has the wrong rank or channel count,
+      is empty, or ``label`` does not match (shape, integer dtype, range).
   """
   directory = os.fspath(directory)
   path = _npz_path(directory, split)
   if not os.path.isfile(path):
-    if os.path.isdir(directory):
-      found = sorted(
-          f[:-4] for f in os.listdir(directory) if f.endswith(".npz")
-      )
-      hint = (
-          f"splits found there: {found}" if found else "it holds no .npz file"
-      )
-    else:
-      hint = "the folder does not exist"
+    hint = missing_split_hint(
+        directory,
+        lambda: sorted(f[:-4] for f in os.listdir(directory)
+                       if f.endswith(".npz")),
+        "splits found there", "it holds no .npz file")
     raise FileNotFoundError(
         f"load_npz: no file {path} for split {split!r} ({hint}). Expected "
         f"<directory>/<split>.npz holding 'image' (uint8, N x H x W x C) and "
         "'label' (int, N)."
     )
-  with np.load(path, allow_pickle=False) as f:
-    missing = [k for k in ("image", "label") if k not in f.files]
-    if missing:
-      raise ValueError(
-          f"load_npz: {path} lacks the array(s) {missing}; it holds "
-          f"{sorted(f.files)}. Expected 'image' (uint8, N x H x W x C) and "
-          "'label' (int, N)."
+  expected = ("Expected 'image' (uint8, N x H x W x C) and 'label' (int, "
+              "N), e.g. np.savez(path, image=images, label=labels).")
+  try:
+    with np.load(path, allow_pickle=False) as f:
+      files = f.files
+      missing = [k for k in ("image", "label") if k not in files]
+      if missing:
+        raise DataError(
+            f"load_npz: {path} lacks the array(s) {missing}; it holds "
+            f"{sorted(files)}. {expected}"
+        )
+      images = f["image"]
+      labels = f["label"]
+      file_num_classes = (
+          int(f["num_classes"]) if "num_classes" in files else None
       )
-    images = f["image"]
-    labels = f["label"]
-    file_num_classes = (
-        int(f["num_classes"]) if "num_classes" in f.files else None
-    )
+  except DataError:
+    raise
+  except Exception as e:  # pylint: disable=broad-except
+    # Not a zip (pickle, .npy, truncated download) or object arrays.
+    raise DataError(
+        f"load_npz: cannot read {path} as an npz file of numeric arrays "
+        f"({type(e).__name__}: {e}). {expected}"
+    ) from e
   if images.dtype != np.uint8:
-    raise ValueError(
+    raise DataError(
         f"load_npz: {path}: 'image' has dtype {images.dtype}, expected uint8 "
-        "with values 0..255. Re-save it as uint8 (e.g. "
-        "np.round(x * 255).astype(np.uint8) for floats in [0, 1])."
+        f"with values 0..255. {uint8_fix(images)} Then re-save the file."
     )
   if images.ndim == 3:
     images = images[..., None]
   if images.ndim not in (4, 5):
-    raise ValueError(
+    raise DataError(
         f"load_npz: {path}: 'image' has shape {images.shape}, expected rank 4 "
         "(N, H, W, C), rank 3 (N, H, W) for grayscale, or rank 5 "
         "(N, T, H, W, C) for videos."
+        + (" Flattened images? Reshape them with images.reshape(N, H, W, C)."
+           if images.ndim == 2 else "")
     )
+  if len(images) == 0:
+    raise DataError(
+        f"load_npz: {path} holds no images ('image' has shape "
+        f"{images.shape}); write the split's examples to it, or set "
+        "config.data.data_dir / the split to the data you meant."
+    )
+  check_channels(images.shape, f"load_npz: {path}: 'image'")
   if labels.ndim != 1 or len(labels) != len(images):
-    raise ValueError(
+    hint = (" One-hot labels? Save labels.argmax(axis=1)."
+            if labels.ndim == 2 and len(labels) == len(images) else "")
+    raise DataError(
         f"load_npz: {path}: 'label' has shape {labels.shape}, expected "
-        f"({len(images)},), one label per image."
+        f"({len(images)},), one label per image.{hint}"
     )
   if not _is_integer_dtype(labels.dtype):
-    raise ValueError(
+    raise DataError(
         f"load_npz: {path}: 'label' has dtype {labels.dtype}, expected an "
-        "integer dtype."
+        f"integer dtype. {_label_dtype_fix(labels)} Then re-save the file."
     )
   if num_classes is None:
     num_classes = file_num_classes
@@ -395,7 +535,7 @@ class TfdsSource:
     features = ds.dataset_info.features
     missing = [k for k in (image_key, label_key) if k not in features]
     if missing:
-      raise ValueError(
+      raise DataError(
           f"load_tfds: {name!r} has no feature(s) {missing}; its features are "
           f"{sorted(features.keys())}. Pass image_key=/label_key= naming the "
           "image and the class-label features."
@@ -403,19 +543,36 @@ class TfdsSource:
     label_feature = features[label_key]
     num_classes = getattr(label_feature, "num_classes", None)
     if not num_classes:
-      raise ValueError(
+      raise DataError(
           f"load_tfds: feature {label_key!r} of {name!r} is a "
           f"{type(label_feature).__name__}, not a ClassLabel with a known "
           "number of classes."
       )
     self.num_classes = int(num_classes)
-    shape = tuple(features[image_key].shape)
+    image_feature = features[image_key]
+    shape = tuple(image_feature.shape)
     if len(shape) != 3:
-      raise ValueError(
+      raise DataError(
           f"load_tfds: feature {image_key!r} of {name!r} has shape {shape}; "
           "expected an image feature of shape (H, W, C)."
       )
+    dtype = np.dtype(getattr(image_feature, "np_dtype", np.uint8))
+    if dtype != np.uint8:
+      raise DataTypeError(
+          f"load_tfds: feature {image_key!r} of {name!r} holds {dtype} pixels; "
+          "this pipeline reads uint8 images (0..255). Rebuild the dataset "
+          "with tfds.features.Image(dtype=np.uint8), the pixels scaled to "
+          "0..255."
+      )
+    if shape[-1] is not None:
+      check_channels(shape, f"load_tfds: feature {image_key!r} of {name!r}")
     self.image_shape = tuple(None if d is None else int(d) for d in shape)
+    if not len(ds):
+      raise DataError(
+          f"load_tfds: split {split!r} of {name!r} holds no examples; use a "
+          "split that has some (the dataset's splits: "
+          f"{sorted(getattr(ds.dataset_info, 'splits', {}) or [])})."
+      )
 
   def _data_source(self):
     if self._ds is None:
@@ -537,15 +694,21 @@ def get_source(data_config: Any, split: str):
         paired with spoken digits, ``ssl_jax.data.audio_visual``; settings
         in the ``audio_visual`` section), ``'image_text'`` (image/text
         pairs, ``ssl_jax.data.image_text``; settings in the ``image_text``
-        section);
+        section), ``'image_folder'`` (``<data_dir>/<split>/<class>/<image>``,
+        ``ssl_jax.data.image_folder``);
       * ``name``: the TFDS name (``'tfds'`` only);
-      * ``data_dir``: the npz folder (``'npz'``, required) or the TFDS data
-        directory (``'tfds'``, optional).
+      * ``data_dir``: the npz folder (``'npz'``, required), the image folder
+        (``'image_folder'``, required) or the TFDS data directory
+        (``'tfds'``, optional);
+      * ``image_size``, ``on_corrupt``: ``'image_folder'`` only (see
+        :func:`ssl_jax.data.image_folder.load_image_folder`).
     split: the split to open ('train', 'test', or any TFDS split string).
 
   Raises:
-    ValueError: for an unknown ``source`` (the message lists the valid ones)
-      or a missing required field.
+    DataError: (a ``ValueError``) for an unknown ``source`` (the message
+      lists the valid ones) or a missing required field, and, from the
+      loaders, for data that cannot be trained on.
+    FileNotFoundError: for a missing file or folder.
   """
   source = getattr(data_config, "source", None)
   name = getattr(data_config, "name", None)
@@ -568,21 +731,36 @@ def get_source(data_config: Any, split: str):
         split, getattr(data_config, "image_text", None))
   if source == "npz":
     if not data_dir:
-      raise ValueError(
+      raise DataError(
           "get_source: data_config.source='npz' needs data_config.data_dir, "
           "the folder holding <split>.npz files."
       )
     return load_npz(data_dir, split)
+  if source == "image_folder":
+    from ssl_jax.data import image_folder  # pylint: disable=g-import-not-at-top
+
+    if not data_dir:
+      raise DataError(
+          "get_source: data_config.source='image_folder' needs "
+          "data_config.data_dir, the folder holding <split>/<class>/<image> "
+          "files."
+      )
+    return image_folder.load_image_folder(
+        data_dir, split,
+        image_size=getattr(data_config, "image_size", 0) or 0,
+        on_corrupt=getattr(data_config, "on_corrupt", "error") or "error")
   if source == "tfds":
     if not name:
-      raise ValueError(
+      raise DataError(
           "get_source: data_config.source='tfds' needs data_config.name, the "
           "TFDS dataset name (e.g. 'cifar10')."
       )
     return load_tfds(name, split, data_dir or None)
-  raise ValueError(
+  close = difflib.get_close_matches(str(source), VALID_SOURCES, n=1)
+  raise DataError(
       f"get_source: unknown data_config.source={source!r}; valid sources are "
       f"{list(VALID_SOURCES)}."
+      + (f" Did you mean {close[0]!r}?" if close else "")
   )
 
 

@@ -58,8 +58,16 @@ def _check_2d(z: jax.Array, name: str) -> jax.Array:
 
 
 def _l2_normalize(z: jax.Array) -> jax.Array:
-  norm = jnp.linalg.norm(z, axis=-1, keepdims=True)
-  return z / jnp.maximum(norm, _NORM_EPS)
+  # The norm of z / s, s = the row's largest |entry| (no gradient: the result
+  # does not depend on it): ||z||^2 of a row above ~1.8e19 overflows float32
+  # and normalised the row to 0, which read as collapse.
+  # s is clipped to [2^-126, 2^126]: XLA:CPU divides by multiplying with
+  # the reciprocal, which flushes to 0 above 2^126.
+  s = lax.stop_gradient(jnp.max(jnp.abs(z), axis=-1, keepdims=True))
+  s = jnp.where(s > 0, jnp.clip(s, 2.0 ** -126, 2.0 ** 126), jnp.ones_like(s))
+  zs = z / s
+  norm = jnp.linalg.norm(zs, axis=-1, keepdims=True)
+  return zs / jnp.maximum(norm, _NORM_EPS / s)
 
 
 def _batch_sum(x: jax.Array, axis_name: Hashable | None) -> jax.Array:

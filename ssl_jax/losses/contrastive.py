@@ -71,8 +71,31 @@ AxisName = Hashable | tuple[Hashable, ...]
 
 
 def _l2_normalize(x: jax.Array) -> jax.Array:
-  sq = jnp.sum(x * x, axis=-1, keepdims=True)
-  return x * lax.rsqrt(jnp.maximum(sq, _NORM_EPS_SQ))
+  """``x / max(||x||, 1e-12)`` along the last axis, for any finite ``x``.
+
+  The rows are first divided by their largest ``|entry|`` (a constant for
+  the gradient: the result does not depend on it), so the sum of squares
+  cannot overflow: without it a row with a norm above ~1.8e19 squared to
+  inf in float32 and was "normalised" to zero.
+  """
+  scale = _safe_scale(jnp.max(jnp.abs(x), axis=-1, keepdims=True))
+  xs = x / scale
+  sq = jnp.sum(xs * xs, axis=-1, keepdims=True)
+  # ||x|| >= 1e-12 in the scaled units (the bound is inf, i.e. the floor
+  # applies, where scale^2 underflows: rows of norm below ~1e-19).
+  above = sq >= _NORM_EPS_SQ / (scale * scale)
+  return jnp.where(above, xs * lax.rsqrt(jnp.where(above, sq, 1.0)),
+                   x * lax.rsqrt(jnp.asarray(_NORM_EPS_SQ, x.dtype)))
+
+
+def _safe_scale(m: jax.Array) -> jax.Array:
+  """A divisor for rescaling by ``m >= 0``: ``m`` clipped to ``[2^-126,
+  2^126]`` (XLA:CPU divides by multiplying with the reciprocal, and the
+  reciprocal of a float32 above 2^126 flushes to 0), 1 where ``m == 0``; no
+  gradient."""
+  m = lax.stop_gradient(m)
+  return jnp.where(m > 0, jnp.clip(m, 2.0 ** -126, 2.0 ** 126),
+                   jnp.ones_like(m))
 
 
 def _compute_dtype(*xs: jax.Array) -> Any:

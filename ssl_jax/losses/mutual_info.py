@@ -256,6 +256,12 @@ def cpc(
   dtype = _compute_dtype(predictions, targets)
   preds = predictions.astype(dtype).reshape(b * t * k, d)
   keys, _ = _gather(targets.astype(dtype).reshape(b * t, d), axis_name)
+  if d == 1:
+    # A zero second feature (same scores): XLA turns a one-term dot into a
+    # multiply that it recomputes inside both the max and the subtraction of
+    # the log-sum-exp and contracts the latter into an FMA, so x - max(x)
+    # was off by up to ulp(x): e^8000 at scores ~1e11, i.e. NaN.
+    preds, keys = (jnp.pad(x, ((0, 0), (0, 1))) for x in (preds, keys))
   # This replica's first sequence in the global batch.
   offset = 0 if axis_name is None else lax.axis_index(axis_name) * b
 

@@ -49,7 +49,8 @@ import jax.numpy as jnp
 from jax import lax
 
 from ssl_jax.eval.collapse import embedding_std
-from ssl_jax.losses.contrastive import AxisName, _compute_dtype, _l2_normalize
+from ssl_jax.losses.contrastive import (AxisName, _compute_dtype,
+                                        _l2_normalize, _safe_scale)
 
 __all__ = ["byol", "simsiam", "barlow_twins", "vicreg"]
 
@@ -264,8 +265,18 @@ def barlow_twins(
 
   def standardise(z):
     zc = _centre(z, n, axis_name)
-    var = _psum(jnp.sum(zc * zc, axis=0), axis_name) / n
-    return zc * lax.rsqrt(var + jnp.asarray(eps, dtype))
+    # zc / sqrt(var + eps) computed on zc / s, s = the dimension's largest
+    # |zc| over the global batch (no gradient: the value does not depend on
+    # it), so that the variance of |z| above ~1e19 cannot overflow to inf
+    # (which standardised such a dimension to 0).
+    s = lax.stop_gradient(jnp.max(jnp.abs(zc), axis=0))
+    if axis_name is not None:
+      s = lax.pmax(s, axis_name)
+    s = _safe_scale(s)
+    zs = zc / s
+    var = _psum(jnp.sum(zs * zs, axis=0), axis_name) / n
+    # eps / s / s, not eps / s^2: 0, not 0/0, for eps = 0 when s^2 underflows.
+    return zs * lax.rsqrt(var + jnp.asarray(eps, dtype) / s / s)
 
   c = _gram(standardise(z1), standardise(z2), axis_name) / n       # (D, D)
   diag = jnp.diagonal(c)

@@ -226,8 +226,19 @@ def mae_reconstruction(
   mask = mask.astype(dtype)
   if norm_pix_loss:
     mean = jnp.mean(target, axis=-1, keepdims=True)
-    var = jnp.var(target, axis=-1, keepdims=True, ddof=1)
-    target = (target - mean) * lax.rsqrt(var + 1e-6)
+    centred = target - mean
+    # Computed on centred / s, s = the patch's largest |centred| value, so
+    # the variance of values above ~1e19 cannot overflow to inf (which
+    # normalised such a patch to 0); eps / s / s is the 1e-6 in those units.
+    s = jnp.max(jnp.abs(centred), axis=-1, keepdims=True)
+    # Clipped to [2^-126, 2^126]: XLA:CPU divides by multiplying with the
+    # reciprocal, which flushes to 0 above 2^126.
+    s = jnp.where(s > 0, jnp.clip(s, 2.0 ** -126, 2.0 ** 126),
+                  jnp.ones_like(s))
+    scaled = centred / s
+    var = jnp.sum(scaled * scaled, axis=-1, keepdims=True) / (
+        target.shape[-1] - 1)
+    target = scaled * lax.rsqrt(var + 1e-6 / s / s)
   per_patch = jnp.mean(jnp.square(pred - target), axis=-1)         # (B, L)
   loss = _safe_ratio(jnp.sum(per_patch * mask), jnp.sum(mask))
   per_patch_ng = lax.stop_gradient(per_patch)
@@ -616,6 +627,14 @@ def pointing_attention(
         f"the embeddings must have one width; got target {target.shape} and "
         f"reference {reference.shape}")
   _check_positive(temperature, "temperature")
+  if target.shape[-1] == 1:
+    # A zero second feature (same similarities): XLA turns a one-term dot
+    # into a multiply that it recomputes inside both the max and the
+    # subtraction of the softmax and contracts the latter into an FMA, so
+    # x - max(x) was off by up to ulp(x): NaN for similarities above ~1e9.
+    pad = [(0, 0)] * (target.ndim - 1) + [(0, 1)]
+    target = jnp.pad(target, pad)
+    reference = jnp.pad(reference, [(0, 0)] * (reference.ndim - 1) + [(0, 1)])
   similarity = jnp.einsum("...je,...ie->...ji", target, reference,
                           precision=lax.Precision.HIGHEST)
   return jax.nn.softmax(similarity / temperature, axis=-1)

@@ -115,7 +115,7 @@ from ssl_jax.data import audio_visual as av_data
 from ssl_jax.eval import knn as knn_lib
 from ssl_jax.eval import linear_probe as linear_probe_lib
 from ssl_jax.methods import base
-from ssl_jax.models.resnet import make_conv
+from ssl_jax.models.resnet import make_conv, resolve_conv_impl
 from ssl_jax.train import probe as probe_lib
 from ssl_jax.train import step as step_lib
 
@@ -130,7 +130,7 @@ class AudioConvNet(nn.Module):
   widths: Sequence[int] = (16, 32, 64, 128)
   convs_per_block: int = 2
   bn_axis_name: Optional[str] = None
-  conv_impl: str = "xla"
+  conv_impl: str = "auto"
   dtype: Any = jnp.float32
 
   @nn.compact
@@ -140,13 +140,14 @@ class AudioConvNet(nn.Module):
         epsilon=1e-5, axis_name=self.bn_axis_name, dtype=self.dtype,
         param_dtype=jnp.float32)
     x = x.astype(self.dtype)
+    conv_impl = resolve_conv_impl(self.conv_impl, train)
     for i, width in enumerate(self.widths):
       for j in range(self.convs_per_block):
         # One input channel: XLA's forward, per-tap weight gradient in
         # 'shifted_matmul' mode (as the ResNet stem does).
         impl = ("matmul_wgrad"
-                if (i, j) == (0, 0) and self.conv_impl == "shifted_matmul"
-                else self.conv_impl)
+                if (i, j) == (0, 0) and conv_impl == "shifted_matmul"
+                else conv_impl)
         x = make_conv(width, 3, 1, name=f"block{i + 1}_conv{j + 1}",
                       impl=impl, dtype=self.dtype)(x)
         x = nn.relu(norm(name=f"block{i + 1}_bn{j + 1}")(x))

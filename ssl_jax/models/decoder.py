@@ -18,7 +18,7 @@ from typing import Any, Sequence
 import flax.linen as nn
 import jax.numpy as jnp
 
-from ssl_jax.models.resnet import make_conv
+from ssl_jax.models.resnet import make_conv, resolve_conv_impl
 
 Array = Any
 
@@ -50,7 +50,7 @@ class UpsamplingDecoder(nn.Module):
     bn_axis_name: named axis of cross-replica BatchNorm (None: per device).
     bn_momentum: decay of the BatchNorm running averages.
     dtype: compute dtype; parameters stay float32 and the output is float32.
-    conv_impl: as ``ResNet.conv_impl`` ('xla', 'shifted_matmul',
+    conv_impl: as ``ResNet.conv_impl`` ('auto', 'xla', 'shifted_matmul',
       'matmul_wgrad', 'batch_chunked').
   """
 
@@ -60,7 +60,7 @@ class UpsamplingDecoder(nn.Module):
   bn_axis_name: str | None = None
   bn_momentum: float = 0.9
   dtype: Any = jnp.float32
-  conv_impl: str = "xla"
+  conv_impl: str = "auto"
 
   @nn.compact
   def __call__(self, feature_map: Array, train: bool) -> Array:
@@ -71,7 +71,8 @@ class UpsamplingDecoder(nn.Module):
     if not self.widths:
       raise ValueError("UpsamplingDecoder needs at least one width.")
     steps = num_doublings(feature_map.shape[1], self.output_size)
-    conv = functools.partial(make_conv, impl=self.conv_impl, dtype=self.dtype)
+    conv = functools.partial(make_conv, impl=resolve_conv_impl(self.conv_impl, train),
+                             dtype=self.dtype)
     norm = functools.partial(
         nn.BatchNorm, use_running_average=not train, momentum=self.bn_momentum,
         epsilon=1e-5, axis_name=self.bn_axis_name, dtype=self.dtype,

@@ -49,7 +49,18 @@ __all__ = ["RESNET_DEPTHS", "BasicBlock", "BottleneckBlock", "ResNet", "resnet"]
 
 BLOCK_TYPES = ("basic", "bottleneck")
 STEMS = ("imagenet", "cifar")
-CONV_IMPLS = ("xla", "shifted_matmul", "matmul_wgrad", "batch_chunked")
+CONV_IMPLS = ("auto", "xla", "shifted_matmul", "matmul_wgrad", "batch_chunked")
+
+
+def resolve_conv_impl(impl: str, train: bool = True) -> str:
+    """The convolution ``impl`` stands for: ``'auto'`` is ``'batch_chunked'``
+    for training when JAX's default backend is the CPU (XLA:CPU's
+    whole-batch weight gradient and forward convolution are slower than in
+    cache-sized chunks), and ``'xla'`` for inference and on GPU and TPU;
+    every other name is itself."""
+    if impl != "auto":
+        return impl
+    return "batch_chunked" if train and jax.default_backend() == "cpu" else "xla"
 
 #: depth -> (stage_sizes, block). 10 is a small 4-stage basic-block variant for
 #: demos and tests; the others are He et al. (2016), table 1.
@@ -145,6 +156,7 @@ def make_conv(
     kernel_init: Any = None,
 ) -> nn.Module:
     """A bias-free ``kernel_size`` x ``kernel_size`` convolution with fixed padding."""
+    impl = resolve_conv_impl(impl)
     pad = (kernel_size - 1) // 2
     padding = ((pad, kernel_size - 1 - pad), (pad, kernel_size - 1 - pad))
     common = dict(
@@ -180,8 +192,9 @@ class ResNet(nn.Module):
       dtype: compute dtype (e.g. ``jnp.bfloat16``); parameters and BatchNorm
         statistics stay float32.
       conv_impl: how convolutions are computed (parameters are identical, so
-        checkpoints are interchangeable): ``'xla'`` (``nn.Conv``, best on
-        GPU/TPU); ``'shifted_matmul'`` (every block convolution as a sum of
+        checkpoints are interchangeable): ``'auto'`` (the backend's best,
+        :func:`resolve_conv_impl`: ``'batch_chunked'`` for training on CPU,
+        ``'xla'`` for inference and elsewhere); ``'xla'`` (``nn.Conv``, best on GPU/TPU); ``'shifted_matmul'`` (every block convolution as a sum of
         per-tap matmuls, forward and backward,
         :func:`~ssl_jax.models.layers.shifted_matmul_conv`);
         ``'matmul_wgrad'`` (XLA forward and input gradient, per-tap matmuls
@@ -212,7 +225,7 @@ class ResNet(nn.Module):
     bn_momentum: float = 0.9
     bn_epsilon: float = 1e-5
     dtype: Any = jnp.float32
-    conv_impl: str = "xla"
+    conv_impl: str = "auto"
     zero_init_residual: bool = False
     output_stride: int | None = None
 
@@ -282,7 +295,8 @@ class ResNet(nn.Module):
         self._validate()
         if x.ndim != 4:
             raise ValueError(f"ResNet expects NHWC images of rank 4, got shape {x.shape}")
-        conv = functools.partial(make_conv, impl=self.conv_impl, dtype=self.dtype)
+        conv_impl = resolve_conv_impl(self.conv_impl, train)
+        conv = functools.partial(make_conv, impl=conv_impl, dtype=self.dtype)
         norm = functools.partial(
             nn.BatchNorm,
             use_running_average=not train,
@@ -299,7 +313,7 @@ class ResNet(nn.Module):
         # The stem sees 3 input channels: per-tap matmuls with a contraction of
         # 3 are slower than XLA's forward convolution, so 'shifted_matmul'
         # keeps the XLA forward there and only its weight gradient is per-tap.
-        stem_impl = "matmul_wgrad" if self.conv_impl == "shifted_matmul" else self.conv_impl
+        stem_impl = "matmul_wgrad" if conv_impl == "shifted_matmul" else conv_impl
         stem_conv = functools.partial(make_conv, impl=stem_impl, dtype=self.dtype)
         if self.stem == "imagenet":
             x = stem_conv(stem_width, 7, 2, name="stem_conv")(x)

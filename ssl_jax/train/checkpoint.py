@@ -7,16 +7,23 @@ position. Saves are asynchronous; orbax writes to a temporary directory and
 renames it when complete, so a crash never leaves a half-written step that
 looks valid, and the oldest step is removed only after a newer one finished.
 
-A checkpoint written before a TrainState field was added (``extra``) lacks
-that field; it restores as long as the method leaves the field None.
+A checkpoint written before a TrainState field was added lacks that field:
+it restores as long as the method leaves the field None (``extra``), or
+with the field's starting value where it has one (``nonfinite_steps``: 0).
 """
 
 import dataclasses
+import os
 from typing import Any
 
 import flax
 import jax
+import jax.numpy as jnp
 import orbax.checkpoint as ocp
+
+# TrainState fields added after checkpoints were first written, with the
+# value a run that predates them resumes with.
+_LATER_FIELDS_START = {"nonfinite_steps": lambda: jnp.zeros((), jnp.int32)}
 
 
 class Checkpointer:
@@ -36,6 +43,29 @@ class Checkpointer:
   @property
   def latest_step(self):
     return self._manager.latest_step()
+
+  @property
+  def directory(self):
+    return str(self._manager.directory)
+
+  def all_steps(self):
+    """The steps of the complete checkpoints, oldest first (orbax's
+    temporary directories of unfinished saves are not among them)."""
+    return sorted(self._manager.all_steps())
+
+  def should_save(self, step):
+    """Whether ``save(step, ...)`` would write (without ``force``)."""
+    return self._manager.should_save(step)
+
+  def set_aside(self, step, destination):
+    """Moves the checkpoint of ``step`` to ``destination`` (out of this
+    manager's sight, e.g. because it does not restore) and returns where."""
+    self.wait()
+    source = os.path.join(self.directory, str(step))
+    os.makedirs(os.path.dirname(os.path.abspath(destination)), exist_ok=True)
+    os.replace(source, destination)
+    self._manager.reload()
+    return destination
 
   def save(self, step, state, data_state, force=False):
     """Saves at ``step`` if it is a save step (or ``force``). Returns whether it did."""
@@ -67,8 +97,13 @@ class Checkpointer:
     )
     state = restored["state"]
     if target is not abstract_state:
-      state = abstract_state.replace(**{
-          f.name: getattr(state, f.name) for f in dataclasses.fields(target)})
+      missing = {f.name for f in dataclasses.fields(abstract_state)} - {
+          f.name for f in dataclasses.fields(target)}
+      state = abstract_state.replace(
+          **{f.name: getattr(state, f.name) for f in dataclasses.fields(target)},
+          **{name: jax.device_put(_LATER_FIELDS_START[name](),
+                                  getattr(abstract_state, name).sharding)
+             for name in missing if name in _LATER_FIELDS_START})
     return state, _decode_data_state(restored["data"])
 
   def wait(self):
@@ -87,7 +122,8 @@ def _saved_fields(abstract_state, saved_names):
   missing = [n for n in names if n not in saved_names]
   if not missing:
     return abstract_state
-  used = [n for n in missing if getattr(abstract_state, n) is not None]
+  used = [n for n in missing if getattr(abstract_state, n) is not None
+          and n not in _LATER_FIELDS_START]
   if used:
     raise ValueError(
         f"the checkpoint has no TrainState field(s) {used}, which this run "

@@ -24,19 +24,28 @@ def base_config(method):
   config.distributed = False  # call jax.distributed.initialize() (multi-host)
 
   config.data = ml_collections.ConfigDict()
-  config.data.source = "digits"  # digits | npz | tfds
+  config.data.source = "digits"  # digits | npz | tfds | image_folder | ...
   config.data.name = ""  # tfds dataset name
-  config.data.data_dir = ""  # npz folder, or tfds data_dir
+  # npz folder, tfds data_dir, or image folder (<data_dir>/<split>/<class>/)
+  config.data.data_dir = ""
   config.data.train_split = "train"
   config.data.test_split = "test"
   config.data.worker_count = 0  # grain worker processes for decoding
+  # image_folder only: 0 keeps the files' size (one size for all); S > 0
+  # centre-crops the square and resizes it to S x S.
+  config.data.image_size = 0
+  # image_folder only: an undecodable file is an error naming it ("error"),
+  # or is left out, counted and logged ("skip").
+  config.data.on_corrupt = "error"
 
   config.model = ml_collections.ConfigDict()
   config.model.name = "resnet"
   config.model.depth = 18
   config.model.width_multiplier = 1.0
   config.model.stem = "cifar"  # cifar | imagenet
-  config.model.conv_impl = "xla"  # xla | shifted_matmul | matmul_wgrad | batch_chunked (CPU)
+  # auto (batch_chunked on CPU, xla on GPU/TPU) | xla | shifted_matmul |
+  # matmul_wgrad | batch_chunked
+  config.model.conv_impl = "auto"
   config.model.dtype = "float32"  # float32 | bfloat16
 
   config.augment = recipes.simclr_cifar(crop_size=32)
@@ -62,6 +71,11 @@ def base_config(method):
   config.train.checkpoint_every_steps = 500
   config.train.keep_checkpoints = 3
   config.train.progress_bar = True
+  # A step with a non-finite loss, gradient norm or update never
+  # changes the state. 'stop': end the run with a message naming the step
+  # (the last checkpoint is kept); 'skip': go on, count it (state and
+  # metrics 'nonfinite_steps') and warn.
+  config.train.nonfinite = "stop"
 
   config.eval = ml_collections.ConfigDict()
   # Comma-separated, from ssl_jax.eval.protocols.PROTOCOLS: knn, linear,
@@ -86,6 +100,8 @@ def base_config(method):
   config.eval.data.train_split = "train"
   config.eval.data.test_split = "test"
   config.eval.data.worker_count = 0
+  config.eval.data.image_size = 0
+  config.eval.data.on_corrupt = "error"
   # Fine-tuning (finetune, semi_*): SimCLR Appendix B.5 -- SGD momentum 0.9,
   # lr 0.05 x B/256, no weight decay, no warmup, crop+flip; 60 epochs on 1%
   # and 30 on 10% of the labels (30 on 100% is this library's default).
@@ -190,7 +206,7 @@ def use_moving_digits(config):
   config.model.depth = 18
   config.model.width_multiplier = 0.125
   config.model.stem = "cifar"
-  config.model.conv_impl = "batch_chunked"
+  config.model.conv_impl = "auto"
   config.augment = recipes.geometric_only(recipes.simclr_cifar(crop_size=32))
   config.train.batch_size = 32
   config.train.checkpoint_every_steps = 100

@@ -8,6 +8,8 @@ data position included; a finished run goes straight to evaluation.
 
 import json
 import os
+import signal
+import threading
 import time
 
 import jax
@@ -31,6 +33,21 @@ class ConfigError(ValueError):
   """A config that cannot run; the message names the key and the fix."""
 
 
+class Preempted(Exception):
+  """SIGTERM or SIGINT ended training after a step; its checkpoint is saved.
+
+  The message says at which step and how to resume (rerun the same command).
+  """
+
+
+class NonFiniteError(FloatingPointError):
+  """A step's loss, gradient norm or update was not finite and
+  ``config.train.nonfinite='stop'``; the state and checkpoints are the last
+  good ones."""
+
+NONFINITE_POLICIES = ("stop", "skip")
+
+
 def total_steps(config, num_train_examples):
   """``train.num_steps`` if set (> 0), else ``train.num_epochs`` worth of steps."""
   if config.train.num_steps > 0:
@@ -39,8 +56,12 @@ def total_steps(config, num_train_examples):
   return max(1, int(round(config.train.num_epochs * steps_per_epoch)))
 
 
-def validate_config(config, num_devices, num_train_examples):
-  """Raises ConfigError for settings that would fail or silently mistrain."""
+def validate_config(config, num_devices, num_train_examples, image_shape=None):
+  """Raises ConfigError for settings that would fail or silently mistrain.
+
+  With ``image_shape`` (the training source's), also checks that the view
+  recipes' mean/std fit its channel count.
+  """
   batch = config.train.batch_size
   if batch <= 0:
     raise ConfigError(f"config.train.batch_size={batch} must be positive.")
@@ -52,6 +73,12 @@ def validate_config(config, num_devices, num_train_examples):
     raise ConfigError(
         f"config.train.batch_size={batch} is not divisible by the "
         f"{jax.process_count()} hosts.")
+  if num_train_examples <= 0:
+    raise ConfigError(
+        f"the training split config.data.train_split="
+        f"{config.data.train_split!r} of config.data.source="
+        f"{config.data.source!r} holds no examples; point config.data at a "
+        "dataset that has some.")
   if batch > num_train_examples:
     raise ConfigError(
         f"config.train.batch_size={batch} is larger than the training set "
@@ -60,6 +87,22 @@ def validate_config(config, num_devices, num_train_examples):
     raise ConfigError(
         "set config.train.num_epochs or config.train.num_steps to a positive "
         "value.")
+  if config.train.nonfinite not in NONFINITE_POLICIES:
+    raise ConfigError(
+        f"config.train.nonfinite={config.train.nonfinite!r}; use one of "
+        f"{NONFINITE_POLICIES}.")
+  if image_shape is not None:
+    channels = int(image_shape[-1])
+    for name in ("augment", "augment_view2"):
+      recipe = config.get(name)
+      mean = recipe.get("mean") if hasattr(recipe, "get") else None
+      if mean is not None and len(mean) not in (1, channels):
+        raise ConfigError(
+            f"config.{name}.mean has {len(mean)} entries but the training "
+            f"images have {channels} channel(s) (shape {tuple(image_shape)}); "
+            "use the preset made for this data (e.g. :digits for 1-channel "
+            f"images) or set config.{name}.mean and .std to {channels} "
+            "values.")
   steps = total_steps(config, num_train_examples)
   if not 0 <= config.optim.warmup_steps < steps:
     raise ConfigError(
@@ -76,16 +119,47 @@ def check_workdir(config, workdir, write=True, data_record=None):
   ``config.json``.
   """
   path = os.path.join(workdir, "config.json")
+  if os.path.exists(workdir) and not os.path.isdir(workdir):
+    raise ConfigError(
+        f"--workdir {workdir} is a file, not a folder; use another --workdir.")
   data = config.data.to_dict() if data_record is None else data_record
   # Through JSON, so tuples compare equal to the lists read back on resume.
   current = {"method": config.method, "data": json.loads(json.dumps(data))}
-  previous = read_json(path)
+  try:
+    previous = read_json(path)
+  except (OSError, ValueError) as e:  # e.g. cut short by a crash
+    raise ConfigError(
+        f"workdir {workdir} has a config.json that cannot be read ({e}); use "
+        "another --workdir, or move that file away if the workdir holds no "
+        "run.") from None
   if previous is not None:
+    if not isinstance(previous, dict):
+      raise ConfigError(
+          f"workdir {workdir} has a config.json that is not a run's record; "
+          "use another --workdir.")
+    saved = dict(previous)
+    if data_record is None and isinstance(saved.get("data"), dict):
+      # config.data fields added since that run was made (image_size,
+      # on_corrupt) are absent from its record: they had their defaults.
+      from ssl_jax.train import defaults  # pylint: disable=g-import-not-at-top
+      added = json.loads(json.dumps(defaults.base_config("").data.to_dict()))
+      saved["data"] = dict(
+          {k: v for k, v in added.items() if k not in saved["data"]},
+          **saved["data"])
     for key in ("method", "data"):
-      if previous.get(key) != current[key]:
-        raise ConfigError(
-            f"workdir {workdir} holds a run with {key}={previous.get(key)!r}, "
-            f"not {current[key]!r}; use another --workdir.")
+      if saved.get(key) == current[key]:
+        continue
+      if key == "data" and isinstance(saved.get(key), dict):
+        what = ", ".join(
+            f"data.{k}={saved[key].get(k)!r} (this run: "
+            f"{current[key].get(k)!r})"
+            for k in sorted(set(saved[key]) | set(current[key]))
+            if saved[key].get(k) != current[key].get(k))
+      else:
+        what = f"{key}={saved.get(key)!r} (this run: {current[key]!r})"
+      raise ConfigError(
+          f"workdir {workdir} holds a run with {what}; use another --workdir "
+          "for this run (or that run's settings to resume it).")
   if write and jax.process_index() == 0:
     os.makedirs(workdir, exist_ok=True)
     with open(path, "w") as f:
@@ -96,7 +170,7 @@ def check_workdir(config, workdir, write=True, data_record=None):
 def dataset_name(data_config):
   if data_config.source == "tfds":
     return data_config.name
-  if data_config.source == "npz":
+  if data_config.source in ("npz", "image_folder"):
     return os.path.basename(os.path.normpath(data_config.data_dir))
   return data_config.source
 
@@ -131,7 +205,8 @@ class Run:
     self.extractor_factory = representation.extractor_factory(
         config.eval.batch_size)
     self._local_mesh = None  # built by training_set_features
-    validate_config(config, self.mesh.devices.size, len(self.train_source))
+    validate_config(config, self.mesh.devices.size, len(self.train_source),
+                    image_shape=self.train_source.image_shape)
     self.num_classes = self.train_source.num_classes
     self.total_steps = total_steps(config, len(self.train_source))
     try:
@@ -143,6 +218,9 @@ class Run:
           config.optim, self.total_steps, config.train.batch_size)
     except ValueError as e:
       raise ConfigError(str(e)) from e
+    # Refuse another run's workdir before anything (orbax's checkpoints/
+    # folder) is created in it; train() records this run's config.
+    check_workdir(config, workdir, write=False)
     self.checkpointer = checkpoint_lib.Checkpointer(
         os.path.join(os.path.abspath(workdir), "checkpoints"),
         max_to_keep=config.train.keep_checkpoints,
@@ -183,13 +261,93 @@ class Run:
     return np.concatenate(features), np.concatenate(labels)
 
   def restore_or_init(self):
-    """Latest checkpoint if there is one, else the step-0 state."""
+    """The latest checkpoint that restores, else the step-0 state.
+
+    A checkpoint that fails to restore while an older one restores is
+    corrupt (the config is the same, since the older one fits it): it is
+    moved to ``<workdir>/corrupt_checkpoints/<step>`` with a warning, and
+    the run goes on from the older one. If none restores, the first error
+    is raised and nothing is moved (a changed config fails on every
+    checkpoint alike).
+    """
     state = self.initial_state()
-    if self.checkpointer.latest_step is None:
-      return state, None
-    logging.info("Resuming from checkpoint at step %d.",
-                 self.checkpointer.latest_step)
-    return self.checkpointer.restore(checkpoint_lib.abstract_like(state))
+    steps = self.checkpointer.all_steps()
+    abstract = checkpoint_lib.abstract_like(state)
+    failed = []
+    for step in reversed(steps):
+      try:
+        restored = self.checkpointer.restore(abstract, step)
+      except Exception as e:  # pylint: disable=broad-except
+        # orbax and tensorstore raise many types for unreadable files.
+        failed.append((step, e))
+        continue
+      for bad_step, error in failed:
+        where = self.checkpointer.set_aside(bad_step, os.path.join(
+            self.workdir, "corrupt_checkpoints", str(bad_step)))
+        logging.warning(
+            "The checkpoint at step %d does not restore (%s: %s); moved it to "
+            "%s and resuming from step %d.", bad_step, type(error).__name__,
+            error, where, step)
+      if not failed:
+        logging.info("Resuming from checkpoint at step %d.", step)
+      return restored
+    if failed:
+      step, error = failed[0]
+      raise ConfigError(
+          f"no checkpoint in {self.checkpointer.directory} restores (steps "
+          f"{steps}); the latest, {step}, fails with "
+          f"{type(error).__name__}: {error}. If the config changed since, "
+          "rerun with the run's own config (<workdir>/config.json) or use a "
+          "new --workdir.") from error
+    return state, None
+
+
+class _StopRequests:
+  """Turns SIGTERM / SIGINT into a request the loop honours after the step.
+
+  Installed only in the main thread (where Python delivers signals); the
+  first signal is recorded and the previous handlers come back, so a second
+  one acts as usual (e.g. Ctrl-C twice interrupts at once).
+  """
+
+  SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+  def __init__(self):
+    self.received = None
+    self._previous = {}
+
+  def __enter__(self):
+    if threading.current_thread() is threading.main_thread():
+      for signum in self.SIGNALS:
+        self._previous[signum] = signal.signal(signum, self._handle)
+    return self
+
+  def _handle(self, signum, frame):
+    del frame
+    self.received = signal.Signals(signum).name
+    self._restore()
+
+  def _restore(self):
+    for signum, handler in self._previous.items():
+      signal.signal(signum, handler)
+    self._previous = {}
+
+  def __exit__(self, *exc):
+    self._restore()
+
+
+def _nonfinite_message(step, metrics, policy):
+  """Names the step and the metric that went non-finite."""
+  if not np.isfinite(metrics["loss"]):
+    what = f"loss is {metrics['loss']}"
+  elif not np.isfinite(metrics["grad_norm"]):
+    what = f"gradient norm is {metrics['grad_norm']} (loss {metrics['loss']:.4g})"
+  else:
+    what = "the update is not finite (a learning rate or optimizer state gone bad)"
+  return f"step {step}: {what}; the update was not applied" + (
+      "" if policy == "skip" else
+      ". Lower config.optim.base_lr, check the data, or set "
+      "config.train.nonfinite=skip to skip such steps.")
 
 
 def train(run, stop_after_step=None):
@@ -199,6 +357,14 @@ def train(run, stop_after_step=None):
   (DeepCluster reclusters once per epoch); the scalars it returns are logged
   at that step. ``stop_after_step`` ends the run early, with a checkpoint,
   as a preempted run would (the schedule still spans ``run.total_steps``).
+
+  SIGTERM or SIGINT (preemption, Ctrl-C) ends training after the current
+  step with a checkpoint of it and raises :class:`Preempted`; rerunning
+  resumes there. A step with a non-finite loss, gradient norm or update
+  applies no update (``train/step.py``); at the next log or checkpoint step
+  the loop raises :class:`NonFiniteError` naming it
+  (``config.train.nonfinite='stop'``, before any checkpoint of later steps)
+  or warns and goes on (``'skip'``).
   """
   config = run.config
   check_workdir(config, run.workdir)
@@ -225,60 +391,86 @@ def train(run, stop_after_step=None):
   timed_from = None
   timed_steps = 0
   images_per_sec = None
+  unchecked = []  # (step, metrics on device) not yet checked for non-finite
   end_step = run.total_steps if stop_after_step is None else min(
       stop_after_step, run.total_steps)
-  for step in range(start_step, end_step):
-    state, refreshed = run.method.refresh(run, state, step)
-    if refreshed:
-      logger.write(step, refreshed)
-      logging.info("step %d: %s", step, ", ".join(
-          f"{k}={v:.4g}" for k, v in sorted(refreshed.items())))
-    batch = next(iterator)
-    labels = batch["label"]
-    if run.method.batch_fields:
-      labels = {"label": labels,
-                **{field: batch[field] for field in run.method.batch_fields}}
-    images, labels = step_lib.shard_batch((batch["image"], labels), run.mesh)
-    state, metrics = train_step(state, images, labels)
-    done = step + 1
-    if timed_from is None:  # the first step compiles: time from its end
-      jax.block_until_ready(metrics)
-      timed_from = time.perf_counter()
-    else:
-      timed_steps += 1
-    if done % config.train.log_every_steps == 0 or done == end_step:
-      metrics = jax.device_get(metrics)
-      if timed_steps:
-        images_per_sec = (timed_steps * config.train.batch_size
-                          / (time.perf_counter() - timed_from))
-      scalars = dict(metrics, learning_rate=run.schedule(step))
-      if images_per_sec:
-        scalars["images_per_sec"] = images_per_sec
-      if not np.isfinite(metrics["loss"]):
-        raise FloatingPointError(
-            f"loss is {metrics['loss']} at step {done}; lower "
-            "config.optim.base_lr or check the data. The last good checkpoint "
-            "is kept.")
-      logger.write(done, scalars)
-      collapse_message = collapse.collapse_warning(metrics)
-      if collapse_message and not collapse_reported:
-        logging.warning("step %d: %s", done, collapse_message)
-        collapse_reported = True
+  with _StopRequests() as stop_requests:
+    for step in range(start_step, end_step):
+      state, refreshed = run.method.refresh(run, state, step)
+      if refreshed:
+        logger.write(step, refreshed)
+        logging.info("step %d: %s", step, ", ".join(
+            f"{k}={v:.4g}" for k, v in sorted(refreshed.items())))
+      batch = next(iterator)
+      labels = batch["label"]
+      if run.method.batch_fields:
+        labels = {"label": labels,
+                  **{field: batch[field] for field in run.method.batch_fields}}
+      images, labels = step_lib.shard_batch((batch["image"], labels), run.mesh)
+      state, metrics = train_step(state, images, labels)
+      done = step + 1
+      unchecked.append((done, metrics))
+      if timed_from is None:  # the first step compiles: time from its end
+        jax.block_until_ready(metrics)
+        timed_from = time.perf_counter()
+      else:
+        timed_steps += 1
+      # Read once: a signal arriving later in this step is honoured after
+      # the next one, so the step that stops is always the one saved.
+      preempted = stop_requests.received is not None
+      stopping = preempted or done == end_step
+      if (done % config.train.log_every_steps == 0 or stopping
+          or run.checkpointer.should_save(done)):
+        _check_finite(jax.device_get(unchecked), config.train.nonfinite)
+        unchecked = []
+      if done % config.train.log_every_steps == 0 or done == end_step:
+        metrics = jax.device_get(metrics)
+        if timed_steps:
+          images_per_sec = (timed_steps * config.train.batch_size
+                            / (time.perf_counter() - timed_from))
+        scalars = dict(metrics, learning_rate=run.schedule(step),
+                       nonfinite_steps=int(jax.device_get(state.nonfinite_steps)))
+        if images_per_sec:
+          scalars["images_per_sec"] = images_per_sec
+        logger.write(done, scalars)
+        collapse_message = collapse.collapse_warning(metrics)
+        if collapse_message and not collapse_reported:
+          logging.warning("step %d: %s", done, collapse_message)
+          collapse_reported = True
+        if progress is not None:
+          progress.set_postfix(loss=f"{metrics['loss']:.3f}",
+                               img_s=f"{images_per_sec or 0:.0f}")
       if progress is not None:
-        progress.set_postfix(loss=f"{metrics['loss']:.3f}",
-                             img_s=f"{images_per_sec or 0:.0f}")
-    if progress is not None:
-      progress.update(1)
-    run.checkpointer.save(done, state, iterator.get_state(),
-                          force=done == end_step)
+        progress.update(1)
+      run.checkpointer.save(done, state, iterator.get_state(),
+                            force=stopping)
+      if preempted:
+        break
   run.checkpointer.wait()
   if progress is not None:
     progress.close()
   logger.close()
+  if stop_requests.received is not None:  # the last step saved is `done`
+    raise Preempted(
+        f"{stop_requests.received} received: stopped after step {done} of "
+        f"{run.total_steps} and saved its checkpoint in "
+        f"{run.checkpointer.directory}; rerun the same command to resume.")
   if is_chief:
     metrics_lib.plot_training_curves(
         logger.path, os.path.join(run.workdir, "training_curves.png"))
   return state, images_per_sec
+
+
+def _check_finite(history, policy):
+  """Raises NonFiniteError for the first non-finite step of ``history``
+  (``(step, metrics)`` pairs) under ``policy='stop'``; warns under 'skip'."""
+  bad = [(step, metrics) for step, metrics in history if metrics["nonfinite"]]
+  if not bad:
+    return
+  if policy == "stop":
+    raise NonFiniteError(_nonfinite_message(*bad[0], policy))
+  for step, metrics in bad:
+    logging.warning("Skipped %s", _nonfinite_message(step, metrics, policy))
 
 
 def evaluate(run, state, images_per_sec=None):

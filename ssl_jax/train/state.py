@@ -38,6 +38,10 @@ class TrainState:
       records) and the per-cluster loss weights. Its structure, shapes and
       dtypes must stay those of the step-0 state (one compiled step, and
       the restore target of a checkpoint).
+    nonfinite_steps: how many steps had a non-finite loss, gradient norm or
+      update, and so changed nothing but ``step`` and this count (int32
+      scalar; see ``ssl_jax.train.step.make_train_step``). A checkpoint
+      written before the field existed restores it as 0.
   """
 
   step: jax.Array
@@ -50,6 +54,7 @@ class TrainState:
   queue: Any = None
   queue_ptr: Any = None
   extra: Any = None
+  nonfinite_steps: Any = None
 
 
 def create_train_state(rng, variables, tx, **extra_fields):
@@ -70,5 +75,6 @@ def create_train_state(rng, variables, tx, **extra_fields):
       params=params,
       batch_stats=variables.get("batch_stats", {}),
       opt_state=tx.init(params),
+      nonfinite_steps=jnp.zeros((), jnp.int32),
       **extra_fields,
   )

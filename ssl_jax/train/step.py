@@ -12,6 +12,12 @@ through the named axis) -> gradients of the global loss -> optimizer update
 -> the method's extra state updates (EMA, queue) -> metrics averaged over
 replicas. Nothing in the step touches the host.
 
+A step whose loss, gradient norm or update is not finite changes nothing
+but the step counter and ``state.nonfinite_steps`` (``lax.cond`` keeps the
+previous state, EMA and queue included), so a checkpoint never holds the
+NaN or Inf. The metric ``nonfinite`` (1.0 for such a step) tells the loop,
+which stops or goes on by ``config.train.nonfinite``.
+
 The same step gives the same numbers on 1 device with global batch B as on
 n devices with B/n each: every example's randomness comes from its global
 index, not from the device it lands on.
@@ -67,6 +73,7 @@ def make_train_step(method, tx, mesh, axis_name=BATCH_AXIS):
   """
 
   def replica_step(state, images, labels):
+    previous = state
     num_replicas = lax.axis_size(axis_name)
     step_key = jax.random.fold_in(state.rng, state.step)
     keys = example_keys(step_key, images.shape[0], axis_name)
@@ -90,6 +97,16 @@ def make_train_step(method, tx, mesh, axis_name=BATCH_AXIS):
     metrics = dict(metrics, loss=loss)
     metrics = lax.pmean(metrics, axis_name)
     metrics["grad_norm"] = optax.tree.norm(grads)
+    # The replicas agree: the loss is averaged and the gradients and
+    # updates are replicated. Finite parameters plus a finite update are
+    # finite parameters.
+    finite = (jnp.isfinite(metrics["loss"]) & jnp.isfinite(metrics["grad_norm"])
+              & jnp.isfinite(optax.tree.norm(updates)))
+    state = lax.cond(finite, lambda: state, lambda: previous)
+    state = state.replace(
+        step=previous.step + 1,
+        nonfinite_steps=previous.nonfinite_steps + (~finite).astype(jnp.int32))
+    metrics["nonfinite"] = (~finite).astype(jnp.float32)
     return state, metrics
 
   sharded_step = jax.shard_map(

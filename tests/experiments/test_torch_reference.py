@@ -81,9 +81,11 @@ def test_nt_xent_matches_ssl_jax():
                              rtol=1e-4, atol=1e-6)
 
 
-def test_time_simclr_step_returns_positive_finite_timings():
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_time_simclr_step_returns_positive_finite_timings(dtype):
   result = torch_reference.time_simclr_step(
-      batch_size=8, image_size=16, width_multiplier=0.125, steps=1, warmup=1)
+      batch_size=8, image_size=16, width_multiplier=0.125, steps=1, warmup=1,
+      dtype=dtype, device="cpu")
   assert math.isfinite(result["step_s"]) and result["step_s"] > 0
   assert math.isfinite(result["images_per_sec"])
   assert result["images_per_sec"] == pytest.approx(8 / result["step_s"])
@@ -91,3 +93,18 @@ def test_time_simclr_step_returns_positive_finite_timings():
   assert isinstance(result["channels_last"], bool)
   assert result["threads"] >= 1
   assert result["torch_version"] == torch.__version__
+  assert (result["device"], result["dtype"]) == ("cpu", dtype)
+
+
+def test_bfloat16_autocast_step_computes_the_float32_loss_roughly():
+  setting = dict(batch_size=8, image_size=16, depth=18, width_multiplier=0.125,
+                 stem="cifar", proj_hidden_dim=32, proj_dim=16,
+                 temperature=0.5, channels_last=False, seed=0, device="cpu")
+  losses_by_dtype = {
+      dtype: float(torch_reference._make_step(dtype=dtype, **setting)[1]())  # pylint: disable=protected-access
+      for dtype in ("float32", "bfloat16")}
+  assert math.isfinite(losses_by_dtype["bfloat16"])
+  assert losses_by_dtype["bfloat16"] == pytest.approx(
+      losses_by_dtype["float32"], rel=2e-2)
+  with pytest.raises(ValueError, match="dtype must be one of"):
+    torch_reference._make_step(dtype="float16", **setting)  # pylint: disable=protected-access

@@ -533,3 +533,14 @@ def test_conv_impls_give_the_same_resnet():
     # feeding the next BN) are rounding noise around 0 of order 1e-6.
     for impl in ("shifted_matmul", "matmul_wgrad", "batch_chunked"):
         assert_trees_close(results[impl], ref, rtol=1e-4, atol_frac=5e-5)
+
+
+def test_auto_conv_impl_is_chunked_for_training_on_cpu_and_xla_otherwise():
+    from ssl_jax.models.resnet import resolve_conv_impl
+
+    assert jax.default_backend() == "cpu"  # tests/conftest.py
+    assert resolve_conv_impl("auto", train=True) == "batch_chunked"
+    assert resolve_conv_impl("auto", train=False) == "xla"
+    for impl in ("xla", "shifted_matmul", "matmul_wgrad", "batch_chunked"):
+        assert resolve_conv_impl(impl, train=True) == impl
+        assert resolve_conv_impl(impl, train=False) == impl

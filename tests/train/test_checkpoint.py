@@ -1,5 +1,5 @@
 """Checkpoints: the state's ``extra`` round-trips, and a checkpoint written
-before TrainState had ``extra`` still restores."""
+before TrainState had ``extra`` and ``nonfinite_steps`` still restores."""
 
 from typing import Any
 
@@ -62,6 +62,10 @@ def test_checkpoint_without_extra_restores(tmp_path):
   checkpointer = save(tmp_path, old)
   restored, _ = checkpointer.restore(checkpoint_lib.abstract_like(state))
   assert isinstance(restored, state_lib.TrainState) and restored.extra is None
+  # The counter of non-finite steps starts at 0, on the state's devices.
+  assert restored.nonfinite_steps.dtype == jnp.int32
+  assert int(restored.nonfinite_steps) == 0
+  assert restored.nonfinite_steps.sharding == state.nonfinite_steps.sharding
   np.testing.assert_array_equal(restored.params["w"], [0.0, 1.0, 2.0])
   # A method that uses ``extra`` cannot start from it.
   with pytest.raises(ValueError, match=r"no TrainState field\(s\) \['extra'\]"):
