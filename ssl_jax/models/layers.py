@@ -293,15 +293,19 @@ def conv_batch_chunks(batch: int, out_height: int, out_width: int) -> int:
     return max(k for k in range(1, max(limit, 1) + 1) if batch % k == 0)
 
 
-def _chunked_forward(x, kernel, strides, pads, precision):
-    """XLA's convolution run on batch chunks one after another (``lax.map``)."""
+def _forward_chunks(x, kernel, strides, pads) -> int:
+    """:func:`conv_batch_chunks` of the convolution of ``x`` by ``kernel``."""
     n, h, w, _ = x.shape
     kh, kw = kernel.shape[:2]
-    chunks = conv_batch_chunks(
+    return conv_batch_chunks(
         n, conv_output_size(h, kh, strides[0], pads[0]), conv_output_size(w, kw, strides[1], pads[1])
     )
-    if chunks == 1:
-        return _xla_conv(x, kernel, strides, pads, precision)
+
+
+def _chunked_forward(x, kernel, strides, pads, precision):
+    """XLA's convolution run on batch chunks one after another (``lax.map``)."""
+    n = x.shape[0]
+    chunks = _forward_chunks(x, kernel, strides, pads)
     y = lax.map(
         lambda part: _xla_conv(part, kernel, strides, pads, precision),
         x.reshape(chunks, n // chunks, *x.shape[1:]),
@@ -360,15 +364,12 @@ def batch_chunked_conv(
     result as :func:`shifted_matmul_conv`. A convolution small enough for one
     chunk is XLA's own, with XLA's gradients (no custom VJP).
     """
-    checked_x, checked_kernel, checked_strides, pads = _check_conv_args(x, kernel, strides, padding)
-    n, h, w, _ = checked_x.shape
-    kh, kw = checked_kernel.shape[:2]
-    out_h = conv_output_size(h, kh, checked_strides[0], pads[0])
-    out_w = conv_output_size(w, kw, checked_strides[1], pads[1])
-    if conv_batch_chunks(n, out_h, out_w) == 1:
-        dtype = jnp.result_type(checked_x.dtype, checked_kernel.dtype)
-        return _xla_conv(checked_x.astype(dtype), checked_kernel.astype(dtype), checked_strides, pads, precision)
-    return _call_custom_vjp_conv(_conv_batch_chunked, x, kernel, strides, padding, precision)
+    x, kernel, strides, pads = _check_conv_args(x, kernel, strides, padding)
+    dtype = jnp.result_type(x.dtype, kernel.dtype)
+    x, kernel = x.astype(dtype), kernel.astype(dtype)
+    if _forward_chunks(x, kernel, strides, pads) == 1:
+        return _xla_conv(x, kernel, strides, pads, precision)
+    return _conv_batch_chunked(x, _vary_like(kernel, x), strides, pads, precision)
 
 
 def _call_custom_vjp_conv(conv, x, kernel, strides, padding, precision):

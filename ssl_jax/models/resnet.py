@@ -155,8 +155,8 @@ def make_conv(
     dtype: Any,
     kernel_init: Any = None,
 ) -> nn.Module:
-    """A bias-free ``kernel_size`` x ``kernel_size`` convolution with fixed padding."""
-    impl = resolve_conv_impl(impl)
+    """A bias-free ``kernel_size`` x ``kernel_size`` convolution with fixed
+    padding; ``impl`` is resolved (:func:`resolve_conv_impl`), not 'auto'."""
     pad = (kernel_size - 1) // 2
     padding = ((pad, kernel_size - 1 - pad), (pad, kernel_size - 1 - pad))
     common = dict(

@@ -428,8 +428,7 @@ def train(run, stop_after_step=None):
         if timed_steps:
           images_per_sec = (timed_steps * config.train.batch_size
                             / (time.perf_counter() - timed_from))
-        scalars = dict(metrics, learning_rate=run.schedule(step),
-                       nonfinite_steps=int(jax.device_get(state.nonfinite_steps)))
+        scalars = dict(metrics, learning_rate=run.schedule(step))
         if images_per_sec:
           scalars["images_per_sec"] = images_per_sec
         logger.write(done, scalars)

@@ -16,7 +16,8 @@ A step whose loss, gradient norm or update is not finite changes nothing
 but the step counter and ``state.nonfinite_steps`` (``lax.cond`` keeps the
 previous state, EMA and queue included), so a checkpoint never holds the
 NaN or Inf. The metric ``nonfinite`` (1.0 for such a step) tells the loop,
-which stops or goes on by ``config.train.nonfinite``.
+which stops or goes on by ``config.train.nonfinite``; ``nonfinite_steps`` is
+the count so far.
 
 The same step gives the same numbers on 1 device with global batch B as on
 n devices with B/n each: every example's randomness comes from its global
@@ -107,6 +108,7 @@ def make_train_step(method, tx, mesh, axis_name=BATCH_AXIS):
         step=previous.step + 1,
         nonfinite_steps=previous.nonfinite_steps + (~finite).astype(jnp.int32))
     metrics["nonfinite"] = (~finite).astype(jnp.float32)
+    metrics["nonfinite_steps"] = state.nonfinite_steps
     return state, metrics
 
   sharded_step = jax.shard_map(
