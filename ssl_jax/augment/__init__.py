@@ -13,6 +13,7 @@ from ssl_jax.augment.audio import hann_window
 from ssl_jax.augment.audio import log_mel_spectrogram
 from ssl_jax.augment.audio import mel_filterbank
 from ssl_jax.augment.audio import stft
+from ssl_jax.augment import annotators  # pseudo-labels: augment.annotators.canny
 from ssl_jax.augment import flow  # optical flow: augment.flow.horn_schunck
 from ssl_jax.augment.color import adjust_brightness
 from ssl_jax.augment.color import adjust_contrast

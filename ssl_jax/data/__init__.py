@@ -8,6 +8,8 @@ shuffles, shards per host and batches them with grain.
 :mod:`ssl_jax.data.image_folder` decodes ``<data_dir>/<split>/<class>/<image>``
 PNG/JPEG folders. Bad data raises :class:`DataError` when a source is built.
 :mod:`ssl_jax.data.audio` loads the spoken digits (FSDD) as waveforms.
+:mod:`ssl_jax.data.synthetic_scenes` renders textured frame pairs with exact
+depth, segmentation, occlusion edges and flow.
 :mod:`ssl_jax.data.npz_to_tfds` writes an npz folder as a TFDS array_record
 dataset without TensorFlow.
 """
@@ -29,6 +31,8 @@ from ssl_jax.data.sources import get_source
 from ssl_jax.data.sources import load_digits
 from ssl_jax.data.sources import load_npz
 from ssl_jax.data.sources import load_tfds
+from ssl_jax.data.synthetic_scenes import SyntheticScenes
+from ssl_jax.data.synthetic_scenes import load_synthetic_scenes
 from ssl_jax.data.video import MovingDigits
 from ssl_jax.data.video import load_moving_digits
 
@@ -38,6 +42,7 @@ __all__ = [
     "ImageFolderSource",
     "MovingDigits",
     "SpokenDigits",
+    "SyntheticScenes",
     "TfdsSource",
     "TrainIterator",
     "TrainLoader",
@@ -50,6 +55,7 @@ __all__ = [
     "load_fsdd",
     "load_image_folder",
     "load_npz",
+    "load_synthetic_scenes",
     "load_tfds",
     "make_train_loader",
     "read_records",

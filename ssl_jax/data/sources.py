@@ -27,6 +27,9 @@ Sources:
   as ``<data_dir>/<split>/<class_name>/<image>``, decoded at load time.
 * ``ssl_jax.data.video.MovingDigits`` -- seeded videos of coloured digits
   bouncing in a frame (records ``(T, H, W, 3)``), generated on the fly.
+* ``ssl_jax.data.synthetic_scenes.SyntheticScenes`` -- seeded pairs of
+  rendered frames of textured 3-D scenes with exact depth, segmentation,
+  occlusion edges and optical flow (records carry these beside ``image``).
 
 Bad data is refused when a source is built, not in the middle of training:
 every problem with the files or arrays (dtype, rank, channels, pixel range,
@@ -64,7 +67,7 @@ __all__ = [
 
 #: Values accepted for ``data_config.source`` by :func:`get_source`.
 VALID_SOURCES = ("digits", "npz", "tfds", "moving_digits", "audio_visual",
-                 "image_text", "image_folder")
+                 "image_text", "image_folder", "synthetic_scenes", "text")
 
 #: Seed of the fixed, class-stratified digits train/test split.
 DIGITS_SPLIT_SEED = 0
@@ -695,7 +698,11 @@ def get_source(data_config: Any, split: str):
         in the ``audio_visual`` section), ``'image_text'`` (image/text
         pairs, ``ssl_jax.data.image_text``; settings in the ``image_text``
         section), ``'image_folder'`` (``<data_dir>/<split>/<class>/<image>``,
-        ``ssl_jax.data.image_folder``);
+        ``ssl_jax.data.image_folder``), ``'synthetic_scenes'`` (rendered
+        frame pairs with dense labels, ``ssl_jax.data.synthetic_scenes``;
+        settings in the optional ``scenes`` section), ``'text'`` (text
+        pretext tasks over the novels, int32 token records,
+        ``ssl_jax.data.text_tasks``; settings in the ``text`` section);
       * ``name``: the TFDS name (``'tfds'`` only);
       * ``data_dir``: the npz folder (``'npz'``, required), the image folder
         (``'image_folder'``, required) or the TFDS data directory
@@ -719,6 +726,11 @@ def get_source(data_config: Any, split: str):
     from ssl_jax.data import video  # pylint: disable=g-import-not-at-top
 
     return video.load_moving_digits(split, getattr(data_config, "video", None))
+  if source == "synthetic_scenes":
+    from ssl_jax.data import synthetic_scenes  # pylint: disable=g-import-not-at-top
+
+    return synthetic_scenes.load_synthetic_scenes(
+        split, getattr(data_config, "scenes", None))
   if source == "audio_visual":
     from ssl_jax.data import audio_visual  # pylint: disable=g-import-not-at-top
 
@@ -729,6 +741,10 @@ def get_source(data_config: Any, split: str):
 
     return image_text.load_image_text(
         split, getattr(data_config, "image_text", None))
+  if source == "text":
+    from ssl_jax.data import text_tasks  # pylint: disable=g-import-not-at-top
+
+    return text_tasks.load_text_task(split, getattr(data_config, "text", None))
   if source == "npz":
     if not data_dir:
       raise DataError(
@@ -771,7 +787,8 @@ def as_arrays(
 
   For an :class:`ArraySource` this returns its arrays without copying.
   Other sources are read in order, ``chunk_size`` records at a time; all their
-  images must share one shape.
+  images must share one shape. The images keep the records' dtype (uint8
+  for images; a text source's int32 tokens).
   """
   if isinstance(source, ArraySource):
     return source.images, source.labels
@@ -786,7 +803,7 @@ def as_arrays(
     for i, rec in zip(idx, records):
       img = np.asarray(rec["image"])
       if images is None:
-        images = np.empty((n,) + img.shape, dtype=np.uint8)
+        images = np.empty((n,) + img.shape, dtype=img.dtype)
         labels = np.empty((n,), dtype=np.int32)
       if img.shape != images.shape[1:]:
         raise ValueError(

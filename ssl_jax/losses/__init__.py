@@ -6,12 +6,16 @@ replica (see the note at the top of ``ssl_jax.losses.contrastive`` on how a
 training step combines the per-replica losses and their gradients).
 """
 
-from ssl_jax.losses import blockwise, contrastive, mutual_info, noncontrastive, pretext
+from ssl_jax.losses import (blockwise, contrastive, dense, mutual_info,
+                            noncontrastive, pretext)
 from ssl_jax.losses.blockwise import nt_xent_blockwise
 from ssl_jax.losses.contrastive import (cmc_full_graph, info_nce, moco,
                                         moco_enqueue, nt_xent,
                                         supervised_contrastive,
                                         symmetric_info_nce)
+from ssl_jax.losses.dense import (dense_regression, depth_log_loss,
+                                  domain_adversarial, edge_loss, flow_loss,
+                                  gradient_reversal, segmentation_loss)
 from ssl_jax.losses.mutual_info import cpc, dim_local_global
 from ssl_jax.losses.noncontrastive import barlow_twins, byol, simsiam, vicreg
 from ssl_jax.losses.pretext import (binary_correspondence, classification,
@@ -29,4 +33,7 @@ __all__ = [
     # Pretext and generative.
     "classification", "binary_correspondence", "mae_reconstruction",
     "colorization", "reconstruction", "colour_by_pointing",
+    # Dense labels and domain alignment.
+    "depth_log_loss", "segmentation_loss", "edge_loss", "flow_loss",
+    "dense_regression", "gradient_reversal", "domain_adversarial",
 ]

@@ -32,6 +32,16 @@ METHODS = {
     "audio_visual": "audio_visual:AudioVisual",
     "deep_infomax": "deep_infomax:DeepInfoMax",
     "cpc": "cpc:CPC",
+    "synthetic_scenes": "synthetic_scenes:SyntheticScenes",
+    "annotators": "annotators:Annotators",
+    "masked_lm": "masked_lm:MaskedLM",
+    "sentence_order": "sentence_order:SentenceOrder",
+    "sentence_permutation": "bart_denoising:SentencePermutation",
+    "document_rotation": "bart_denoising:DocumentRotation",
+    "gap_sentences": "gap_sentences:GapSentences",
+    "punctuation": "punctuation:Punctuation",
+    "emoji": "punctuation:EmojiPrediction",
+    "word2vec": "word2vec:Word2VecMethod",
 }
 
 

@@ -6,6 +6,11 @@
 * :class:`VisionTransformer` / :func:`vit` -- ViT encoders (Dosovitskiy et
   al., 2021) with fixed 2-D sine-cosine position embeddings that can run on
   a subset of the patches (MAE); presets Tiny/Small/Base/Large/Huge.
+* :class:`TextEncoder` / :class:`TextEncoderDecoder` -- small pre-LN text
+  Transformers (BERT-like encoder with rotary or learned positions and a
+  tied masked-LM head; BART/PEGASUS-style encoder-decoder with greedy
+  generation) on the ViT blocks; :class:`Word2Vec` -- skip-gram with
+  negative sampling (Mikolov et al., 2013).
 * :class:`MLPHead` -- SimCLR v1/v2-style projection heads (and BYOL
   projectors/predictors).
 * :class:`UpsamplingDecoder` -- feature map back to pixels (x2 upsample,
@@ -28,6 +33,11 @@ from ssl_jax.models.resnet import (
     ResNet,
     resnet,
 )
+from ssl_jax.models.transformer import (
+    TextEncoder,
+    TextEncoderDecoder,
+    Word2Vec,
+)
 from ssl_jax.models.vit import (
     VIT_SIZES,
     Transformer,
@@ -45,9 +55,12 @@ __all__ = [
     "MLPHead",
     "ResNet",
     "ShiftedMatmulConv",
+    "TextEncoder",
+    "TextEncoderDecoder",
     "Transformer",
     "UpsamplingDecoder",
     "VisionTransformer",
+    "Word2Vec",
     "batch_chunked_conv",
     "matmul_wgrad_conv",
     "resnet",

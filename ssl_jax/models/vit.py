@@ -15,6 +15,10 @@ Autoencoders Are Scalable Vision Learners", arXiv 2111.06377, and its code,
   masking, as in MAE.
 * Pre-LN transformer blocks: ``x + MHSA(LN(x))``, ``x + MLP(LN(x))`` with a
   GELU MLP of ``mlp_ratio * width``; then a final LayerNorm (eps 1e-6).
+* The blocks also take an optional attention mask, a rotary hook on the
+  queries and keys, dropout and a cross-attention context (all off for the
+  ViT), so the text Transformers of :mod:`ssl_jax.models.transformer` reuse
+  them.
 * ``ids_keep``: the encoder takes only the kept (visible) patch tokens, so
   its cost scales with the visible fraction (MAE Sec. 3, "MAE encoder").
 
@@ -24,7 +28,7 @@ one of them and overrides any of the three, or all three for a custom size.
 """
 from __future__ import annotations
 
-from typing import Any, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import flax.linen as nn
 import jax
@@ -36,10 +40,12 @@ Array = jax.Array
 __all__ = [
     "VIT_SIZES",
     "POOLS",
+    "MultiHeadCrossAttention",
     "MultiHeadSelfAttention",
     "Transformer",
     "TransformerBlock",
     "VisionTransformer",
+    "attention_weights",
     "extract_patches",
     "sincos_pos_embed_1d",
     "sincos_pos_embed_2d",
@@ -128,6 +134,27 @@ def extract_patches(images: Array, patch_size: int) -> Array:
 # ---------------------------------------------------------------------------
 
 
+def attention_weights(q: Array, k: Array,
+                      mask: Optional[Array] = None) -> Array:
+    """Softmax attention weights ``(B, H, Tq, Tk)``, float32, of queries
+    ``(B, Tq, H, hd)`` and keys ``(B, Tk, H, hd)`` (logits scaled by
+    ``hd ** -0.5``, Vaswani et al. 2017).
+
+    ``mask``: optional boolean, broadcastable to ``(B, H, Tq, Tk)``, True
+    where a query may attend to a key (the layout of ``nn.make_attention_mask``
+    and ``nn.make_causal_mask``). A masked logit becomes the float32 minimum,
+    so its weight is exactly zero whenever the row has a visible key (a
+    key-padding mask then makes the real tokens exactly independent of the
+    padding); a row with no visible key gets uniform weights, never NaN.
+    """
+    head_dim = q.shape[-1]
+    logits = jnp.einsum("bqhd,bkhd->bhqk", q, k) * head_dim**-0.5
+    logits = logits.astype(jnp.float32)
+    if mask is not None:
+        logits = jnp.where(mask, logits, jnp.finfo(jnp.float32).min)
+    return jax.nn.softmax(logits, axis=-1)
+
+
 class MultiHeadSelfAttention(nn.Module):
     """Softmax self-attention over tokens ``(B, T, D)``, softmax in float32.
 
@@ -136,13 +163,24 @@ class MultiHeadSelfAttention(nn.Module):
     adds ``q . b_k`` to every logit of a query, which the softmax removes,
     so its gradient is zero up to rounding and an adaptive optimizer would
     only turn that rounding noise into updates.
+
+    ``__call__(x, mask=None, rotate=None, deterministic=True)``: ``mask`` as
+    in :func:`attention_weights`; ``rotate`` an optional function applied to
+    the queries and keys ``(B, T, H, hd)`` before the logits (rotary position
+    embeddings, :func:`ssl_jax.models.transformer.apply_rotary`);
+    ``dropout_rate`` drops attention weights when not ``deterministic``
+    (BERT's attention-probability dropout). The defaults are the plain ViT
+    attention.
     """
 
     num_heads: int
     dtype: Any = jnp.float32
+    dropout_rate: float = 0.0
 
     @nn.compact
-    def __call__(self, x: Array) -> Array:
+    def __call__(self, x: Array, mask: Optional[Array] = None,
+                 rotate: Optional[Callable[[Array], Array]] = None,
+                 deterministic: bool = True) -> Array:
         batch, tokens, width = x.shape
         if width % self.num_heads:
             raise ValueError(
@@ -156,50 +194,136 @@ class MultiHeadSelfAttention(nn.Module):
                        kernel_init=_xavier, name="qkv")(x) + bias
         qkv = qkv.reshape(batch, tokens, 3, self.num_heads, head_dim)
         q, k, v = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]
-        logits = jnp.einsum("bqhd,bkhd->bhqk", q, k) * head_dim**-0.5
-        weights = jax.nn.softmax(logits.astype(jnp.float32), axis=-1)
+        if rotate is not None:
+            q, k = rotate(q), rotate(k)
+        weights = attention_weights(q, k, mask)
+        weights = nn.Dropout(self.dropout_rate)(weights,
+                                                deterministic=deterministic)
         out = jnp.einsum("bhqk,bkhd->bqhd", weights.astype(self.dtype), v)
         out = out.reshape(batch, tokens, width)
         return nn.Dense(width, dtype=self.dtype, kernel_init=_xavier,
                         name="proj")(out)
 
 
+class MultiHeadCrossAttention(nn.Module):
+    """Softmax attention of tokens ``x`` ``(B, T, D)`` to ``context``
+    ``(B, S, D)`` (the encoder-decoder attention of Vaswani et al. 2017):
+    queries from ``x`` (``q``), fused keys and values from ``context``
+    (``kv``), query and value biases only, as
+    :class:`MultiHeadSelfAttention`. ``mask`` (e.g. the context's padding,
+    ``(B, 1, 1, S)``) as in :func:`attention_weights`."""
+
+    num_heads: int
+    dtype: Any = jnp.float32
+    dropout_rate: float = 0.0
+
+    @nn.compact
+    def __call__(self, x: Array, context: Array,
+                 mask: Optional[Array] = None,
+                 deterministic: bool = True) -> Array:
+        batch, tokens, width = x.shape
+        if width % self.num_heads:
+            raise ValueError(
+                f"width {width} is not divisible by num_heads={self.num_heads}.")
+        head_dim = width // self.num_heads
+        zeros = nn.initializers.zeros
+        q = nn.Dense(width, use_bias=False, dtype=self.dtype,
+                     kernel_init=_xavier, name="q")(x)
+        q = q + self.param("q_bias", zeros, (width,)).astype(self.dtype)
+        kv_bias = jnp.concatenate([
+            jnp.zeros((width,)),
+            self.param("v_bias", zeros, (width,))]).astype(self.dtype)
+        kv = nn.Dense(2 * width, use_bias=False, dtype=self.dtype,
+                      kernel_init=_xavier, name="kv")(context) + kv_bias
+        kv = kv.reshape(batch, context.shape[1], 2, self.num_heads, head_dim)
+        q = q.reshape(batch, tokens, self.num_heads, head_dim)
+        weights = attention_weights(q, kv[:, :, 0], mask)
+        weights = nn.Dropout(self.dropout_rate)(weights,
+                                                deterministic=deterministic)
+        out = jnp.einsum("bhqk,bkhd->bqhd", weights.astype(self.dtype),
+                         kv[:, :, 1])
+        out = out.reshape(batch, tokens, width)
+        return nn.Dense(width, dtype=self.dtype, kernel_init=_xavier,
+                        name="proj")(out)
+
+
 class TransformerBlock(nn.Module):
-    """Pre-LN block: ``x + MHSA(LN(x))``, then ``x + MLP(LN(x))`` (GELU)."""
+    """Pre-LN block: ``x + MHSA(LN(x))``, then ``x + MLP(LN(x))`` (GELU).
+
+    ``__call__(x, mask=None, rotate=None, context=None, context_mask=None,
+    deterministic=True)``: ``mask`` and ``rotate`` go to the self-attention
+    (:class:`MultiHeadSelfAttention`). With a ``context`` the block is a
+    decoder block: ``x + CrossAttn(LN(x), context)`` (``norm_cross``,
+    ``cross_attn``, masked by ``context_mask``) between the self-attention
+    and the MLP, as in Vaswani et al. 2017 (pre-LN, Xiong et al. 2020).
+    ``dropout_rate``: attention-weight dropout and dropout on each
+    sub-layer's output before its residual sum (BERT's placement), active
+    only when not ``deterministic``. The defaults are the ViT block.
+    """
 
     num_heads: int
     mlp_ratio: float = 4.0
     dtype: Any = jnp.float32
+    dropout_rate: float = 0.0
 
     @nn.compact
-    def __call__(self, x: Array) -> Array:
+    def __call__(self, x: Array, mask: Optional[Array] = None,
+                 rotate: Optional[Callable[[Array], Array]] = None,
+                 context: Optional[Array] = None,
+                 context_mask: Optional[Array] = None,
+                 deterministic: bool = True) -> Array:
         width = x.shape[-1]
+
+        def drop(y):
+            return nn.Dropout(self.dropout_rate)(y,
+                                                 deterministic=deterministic)
+
         y = nn.LayerNorm(epsilon=LN_EPSILON, dtype=self.dtype, name="norm1")(x)
-        x = x + MultiHeadSelfAttention(self.num_heads, self.dtype,
-                                       name="attn")(y)
+        x = x + drop(MultiHeadSelfAttention(
+            self.num_heads, self.dtype, self.dropout_rate, name="attn")(
+                y, mask=mask, rotate=rotate, deterministic=deterministic))
+        if context is not None:
+            y = nn.LayerNorm(epsilon=LN_EPSILON, dtype=self.dtype,
+                             name="norm_cross")(x)
+            x = x + drop(MultiHeadCrossAttention(
+                self.num_heads, self.dtype, self.dropout_rate,
+                name="cross_attn")(y, context, mask=context_mask,
+                                   deterministic=deterministic))
         y = nn.LayerNorm(epsilon=LN_EPSILON, dtype=self.dtype, name="norm2")(x)
         y = nn.Dense(int(width * self.mlp_ratio), dtype=self.dtype,
                      kernel_init=_xavier, name="fc1")(y)
         y = nn.gelu(y, approximate=False)  # torch.nn.GELU (exact erf form)
         y = nn.Dense(width, dtype=self.dtype, kernel_init=_xavier,
                      name="fc2")(y)
-        return x + y
+        return x + drop(y)
 
 
 class Transformer(nn.Module):
     """``depth`` :class:`TransformerBlock` s and a final LayerNorm; width is
-    that of the input tokens. Shared by the ViT encoder and MAE's decoder."""
+    that of the input tokens. Shared by the ViT encoder, MAE's decoder and
+    the text models of :mod:`ssl_jax.models.transformer`, which pass the
+    blocks' optional ``mask``, ``rotate``, ``context``, ``context_mask`` and
+    ``deterministic`` (see :class:`TransformerBlock`)."""
 
     depth: int
     num_heads: int
     mlp_ratio: float = 4.0
     dtype: Any = jnp.float32
+    dropout_rate: float = 0.0
 
     @nn.compact
-    def __call__(self, x: Array) -> Array:
+    def __call__(self, x: Array, mask: Optional[Array] = None,
+                 rotate: Optional[Callable[[Array], Array]] = None,
+                 context: Optional[Array] = None,
+                 context_mask: Optional[Array] = None,
+                 deterministic: bool = True) -> Array:
         for i in range(self.depth):
             x = TransformerBlock(self.num_heads, self.mlp_ratio, self.dtype,
-                                 name=f"block{i}")(x)
+                                 self.dropout_rate, name=f"block{i}")(
+                                     x, mask=mask, rotate=rotate,
+                                     context=context,
+                                     context_mask=context_mask,
+                                     deterministic=deterministic)
         return nn.LayerNorm(epsilon=LN_EPSILON, dtype=self.dtype,
                             name="norm")(x)
 

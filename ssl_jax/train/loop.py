@@ -368,6 +368,10 @@ def train(run, stop_after_step=None):
   """
   config = run.config
   check_workdir(config, run.workdir)
+  # What the data needs to be read again (a text source's tokenizer).
+  save_with_run = getattr(run.train_source, "save_with_run", None)
+  if save_with_run is not None and jax.process_index() == 0:
+    save_with_run(run.workdir)
   state, data_state = run.restore_or_init()
   start_step = int(jax.device_get(state.step))
   loader = data.make_train_loader(

@@ -204,8 +204,8 @@ def test_get_source_dispatch(tmp_path):
 @pytest.mark.parametrize(
     "cfg, match",
     [
-        (dict(source="folder"), r"\['digits', 'npz', 'tfds', 'moving_digits', 'audio_visual', 'image_text', 'image_folder'\]"),
-        (dict(), r"source=None.*\['digits', 'npz', 'tfds', 'moving_digits', 'audio_visual', 'image_text', 'image_folder'\]"),
+        (dict(source="folder"), r"\['digits', 'npz', 'tfds', 'moving_digits', 'audio_visual', 'image_text', 'image_folder', 'synthetic_scenes', 'text'\]"),
+        (dict(), r"source=None.*\['digits', 'npz', 'tfds', 'moving_digits', 'audio_visual', 'image_text', 'image_folder', 'synthetic_scenes', 'text'\]"),
         (dict(source="npz", data_dir=None), "needs data_config.data_dir"),
         (dict(source="tfds", name=""), "needs data_config.name"),
     ],
