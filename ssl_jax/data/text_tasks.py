@@ -351,15 +351,28 @@ def load_text_task(split: str, settings: Any = None) -> TextTaskSource:
 
 
 
+def _section_vocabulary(settings: Any):
+  """The (cached) vocabulary of a ``config.data.text`` section."""
+  s = dict(DEFAULTS, **dict(settings or {}))
+  return s["tokens"], _vocabulary(
+      os.fspath(s["text_dir"]), int(s["min_words"]), float(s["test_fraction"]),
+      int(s["seed"]), bool(s["prose_only"]), s["tokens"],
+      int(s["vocab_size"]), int(s["word_min_count"]))
+
+
 def vocab_size(settings: Any = None) -> int:
   """The number of token ids of the sources a ``config.data.text`` section
   builds (BPE: the tokenizer's; words: the word list's plus PAD)."""
-  s = dict(DEFAULTS, **dict(settings or {}))
-  vocabulary = _vocabulary(os.fspath(s["text_dir"]), int(s["min_words"]),
-                           float(s["test_fraction"]), int(s["seed"]),
-                           bool(s["prose_only"]), s["tokens"],
-                           int(s["vocab_size"]),
-                           int(s["word_min_count"]))
-  if s["tokens"] == "bpe":
+  tokens, vocabulary = _section_vocabulary(settings)
+  if tokens == "bpe":
     return vocabulary.vocab_size
   return len(vocabulary[0]) + 1
+
+
+def word_counts(settings: Any = None) -> np.ndarray:
+  """Occurrences in the training paragraphs per word id (0: PAD, none) of a
+  ``tokens='words'`` section, as ``TextTaskSource.word_counts``."""
+  tokens, vocabulary = _section_vocabulary(settings)
+  if tokens != "words":
+    raise ValueError("word_counts: the section reads BPE tokens, not words.")
+  return np.concatenate([[0], vocabulary[1]]).astype(np.int64)

@@ -48,6 +48,7 @@ kNN and linear probe against its random init.
 import jax.numpy as jnp
 
 from ssl_jax import augment
+from ssl_jax.data import synthetic_scenes as scenes_data
 from ssl_jax.methods import base
 from ssl_jax.methods import dense_tasks
 
@@ -81,7 +82,8 @@ class SyntheticScenes(dense_tasks.DenseTaskMethod):
       raise ValueError(
           "synthetic_scenes trains on rendered scenes; set "
           f"config.data.source='synthetic_scenes' (got {config.data.source!r}).")
-    frame_size = scenes.get("frame_size", 32)
+    frame_size = scenes.get("frame_size",
+                            scenes_data.DEFAULTS["frame_size"])
     if config.augment.crop_size != frame_size or config.augment.get(
         "eval_crop_fraction", 1.0) != 1.0:
       raise ValueError(

@@ -105,8 +105,7 @@ class Word2VecMethod(text_base.TextMethod):
       raise ValueError(
           "config.word2vec.dim, window, negatives and pairs_per_example must "
           "be >= 1.")
-    counts = text_tasks.load_text_task(
-        "train", dict(config.data.text, task="word2vec")).word_counts
+    counts = text_tasks.word_counts(config.data.text)
     keep = np.zeros(len(counts))
     keep[FIRST_WORD:] = text_pretext.subsample_keep_probability(
         counts[FIRST_WORD:], t=float(settings.subsample), formula="code")
